@@ -1,0 +1,48 @@
+// The one event union a session emits; the Ink view and the NDJSON writer both render exactly these.
+import type { BackendStatus } from '../backend.js'
+import type { IceRole } from '../keys.js'
+import type { MessageKind } from '../message-json.js'
+
+export type SessionState =
+  | 'idle' // subscribed, waiting for the peer's credentials
+  | 'gathering' // remote credentials known, gathering local candidates
+  | 'connecting' // a local and a remote candidate exist, connect() called
+  | 'checking' // connectivity checks on the wire
+  | 'connected' // ICE nominated a pair
+  | 'restarting' // the peer restarted (new credentials): a new local agent
+  | 'failed'
+  | 'closed'
+
+export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay'
+
+export interface CandidateInfo {
+  type: CandidateType
+  protocol: 'udp' | 'tcp'
+  address: string
+  port: number
+  priority: number
+  foundation: string
+  relatedAddress?: string
+  relatedPort?: number
+}
+
+interface At {
+  /** ISO 8601 time the event happened. */
+  at: string
+}
+
+export type SessionEvent = At &
+  (
+    | { type: 'role'; ours: string; theirs: string; role: IceRole; reason: string }
+    | { type: 'subscribed'; key: string; peer: string; backend: string }
+    | { type: 'state'; state: SessionState; previous: SessionState; reason?: string }
+    | { type: 'envelope'; direction: 'in' | 'out'; kind: MessageKind; size: number; backend: string; detail?: string }
+    | { type: 'candidate'; side: 'local' | 'remote'; candidate: CandidateInfo }
+    | { type: 'pair'; local: CandidateInfo; remote: CandidateInfo }
+    | { type: 'verified'; rttMs: number }
+    | { type: 'unverified'; reason: string }
+    | { type: 'backend'; status: BackendStatus }
+    | { type: 'error'; source: 'envelope' | 'ice' | 'backend' | 'publish' | 'probe'; message: string }
+  )
+
+export type SessionEventType = SessionEvent['type']

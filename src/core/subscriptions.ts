@@ -1,0 +1,83 @@
+// Who listens to which (our key, their key) pair, shared by every backend (cunīcu's SubscriptionsRegistry):
+// an incoming envelope is opened once with our private key and handed to the handlers registered for its
+// sender and to those registered for any sender.
+import { Envelope } from '../gen/signaling/signaling.js'
+import type { MessageHandler, SubscriptionKey } from './backend.js'
+import { EnvelopeError, envelopeSender, openEnvelope } from './envelope.js'
+import { PublicKey, type PrivateKey } from './keys.js'
+import { defaultSharedKeyCache, type SharedKeyCache } from './shared-key-cache.js'
+
+interface OurSubscription {
+  ours: PrivateKey
+  /** Handlers by their public key in base64; PublicKey.ANY's string for any-sender handlers. */
+  handlers: Map<string, Set<MessageHandler>>
+}
+
+export class SubscriptionsRegistry {
+  readonly #byOurKey = new Map<string, OurSubscription>()
+
+  constructor(private readonly cache: SharedKeyCache = defaultSharedKeyCache) {}
+
+  /** Registers a handler; true when it is the first for our key (the transport must subscribe then). */
+  add({ ours, theirs }: SubscriptionKey, handler: MessageHandler): boolean {
+    const id = ours.publicKey.toString()
+    let sub = this.#byOurKey.get(id)
+    const first = sub === undefined
+    if (!sub) this.#byOurKey.set(id, (sub = { ours, handlers: new Map() }))
+    const peer = theirs.toString()
+    let set = sub.handlers.get(peer)
+    if (!set) sub.handlers.set(peer, (set = new Set()))
+    set.add(handler)
+    return first
+  }
+
+  /** Removes a handler; true when our key has no handler left (the transport may unsubscribe). */
+  remove({ ours, theirs }: SubscriptionKey, handler: MessageHandler): boolean {
+    const id = ours.publicKey.toString()
+    const sub = this.#byOurKey.get(id)
+    if (!sub) return false
+    const peer = theirs.toString()
+    const set = sub.handlers.get(peer)
+    set?.delete(handler)
+    if (set?.size === 0) sub.handlers.delete(peer)
+    if (sub.handlers.size > 0) return false
+    this.#byOurKey.delete(id)
+    return true
+  }
+
+  has(ourPublic: PublicKey): boolean {
+    return this.#byOurKey.has(ourPublic.toString())
+  }
+
+  /** Our public keys with at least one handler: what a reconnecting transport must subscribe again. */
+  ourKeys(): PublicKey[] {
+    return [...this.#byOurKey.values()].map((s) => s.ours.publicKey)
+  }
+
+  /**
+   * Opens and dispatches one envelope. Envelopes for keys we do not hold are ignored (multicast sees
+   * everyone's); failures go to the handlers' onError, never to onMessage.
+   */
+  deliver(envelope: Envelope, backend: string, size = Envelope.encode(envelope).finish().length): void {
+    const recipient = envelope.recipient.length === 32 ? new PublicKey(envelope.recipient) : undefined
+    const sub = recipient && this.#byOurKey.get(recipient.toString())
+    if (!sub) return
+    let claimedSender: PublicKey | undefined
+    try {
+      claimedSender = envelopeSender(envelope)
+      const message = openEnvelope(envelope, sub.ours, this.cache)
+      const received = { from: claimedSender, to: sub.ours.publicKey, message, backend, receivedAt: new Date(), size }
+      for (const handler of this.#handlersFor(sub, claimedSender)) handler.onMessage(received)
+    } catch (err) {
+      if (!(err instanceof EnvelopeError)) throw err
+      const failure = { error: err, backend, ...(claimedSender ? { claimedSender } : {}) }
+      for (const handler of this.#handlersFor(sub, claimedSender)) handler.onError?.(failure)
+    }
+  }
+
+  #handlersFor(sub: OurSubscription, sender: PublicKey | undefined): MessageHandler[] {
+    const specific = sender ? (sub.handlers.get(sender.toString()) ?? []) : []
+    const any = sub.handlers.get(PublicKey.ANY.toString()) ?? []
+    return [...specific, ...any]
+  }
+}
