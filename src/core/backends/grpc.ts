@@ -1,0 +1,227 @@
+// grpc://HOST:PORT (WIRE.md §6): one channel per backend, one Subscribe stream per key of ours. Unlike
+// cunīcu's client, a stream that breaks after it was live is re-opened with capped, jittered back-off,
+// and every publish has a deadline, so a lost server never makes a caller wait forever.
+import { readFileSync } from 'node:fs'
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status as grpcStatus,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  type ServiceError,
+} from '@grpc/grpc-js'
+import { SignalingClient, type Envelope } from '../../gen/signaling/signaling.js'
+import { BackendError, type BackendOptions } from '../backend.js'
+import type { PublicKey } from '../keys.js'
+import { EnvelopeBackend } from './envelope-backend.js'
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000
+export const RECONNECT_INITIAL_MS = 250
+export const RECONNECT_MAX_MS = 5_000
+
+interface StreamState {
+  key: PublicKey
+  call?: ClientReadableStream<Envelope>
+  /** Back-off before the next attempt. */
+  timer?: NodeJS.Timeout
+  /** Gives up on the current attempt when no sync envelope comes. */
+  connectTimer?: NodeJS.Timeout
+  /** Consecutive failed attempts since the stream was last live. */
+  attempt: number
+  /** Set by unsubscribe/close: an end we caused is not a reason to reconnect. */
+  stopped: boolean
+}
+
+export class GrpcBackend extends EnvelopeBackend {
+  readonly type = 'grpc' as const
+  /** "grpc://HOST:PORT" without the query, for messages. */
+  readonly #name: string
+  readonly #client: SignalingClient
+  readonly #connectTimeoutMs: number
+  readonly #publishTimeoutMs: number
+  readonly #tls: 'insecure' | 'verify' | 'skip-verify'
+  readonly #streams = new Map<string, StreamState>()
+
+  constructor(url: URL, options: BackendOptions = {}) {
+    super(String(url))
+    if (!url.host) throw new BackendError(`backend ${url}: missing HOST:PORT (expected e.g. grpc://127.0.0.1:8080?insecure=true)`)
+    this.#name = `${url.protocol}//${url.host}`
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    this.#publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
+    const insecure = booleanParam(url, 'insecure')
+    const skipVerify = booleanParam(url, 'skip_verify')
+    this.#tls = insecure ? 'insecure' : skipVerify ? 'skip-verify' : 'verify'
+    this.#client = new SignalingClient(url.host, this.#credentials(options.caFile), {
+      // grpc-js defaults to 1 s growing to 120 s between connection attempts; match our stream back-off
+      // so a restarted server is found again within seconds.
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+    })
+  }
+
+  protected subscribeTransport(ours: PublicKey, signal?: AbortSignal): Promise<void> {
+    const id = ours.toString()
+    const state: StreamState = { key: ours, attempt: 0, stopped: false }
+    this.#streams.set(id, state)
+    return new Promise<void>((resolve, reject) => {
+      const fail = (err: BackendError): void => {
+        signal?.removeEventListener('abort', onAbort)
+        this.#stop(state)
+        if (this.#streams.get(id) === state) this.#streams.delete(id)
+        reject(err)
+      }
+      const onAbort = (): void => fail(new BackendError(`subscribe on ${this.#name} was aborted`))
+      if (signal?.aborted) return onAbort()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#open(state, {
+        live: () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        failed: (reason) => fail(new BackendError(`backend ${this.#name} ${reason}`)),
+      })
+    })
+  }
+
+  protected async unsubscribeTransport(ours: PublicKey): Promise<void> {
+    const id = ours.toString()
+    const state = this.#streams.get(id)
+    if (!state) return
+    this.#streams.delete(id)
+    this.#stop(state)
+  }
+
+  protected publishEnvelope(envelope: Envelope, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(new BackendError(`publish to ${this.#name} was aborted`))
+      const deadline = Date.now() + this.#publishTimeoutMs
+      const onAbort = (): void => call.cancel()
+      const call = this.#client.publish(envelope, new Metadata(), { deadline }, (err) => {
+        signal?.removeEventListener('abort', onAbort)
+        if (!err) return resolve()
+        if (err.code === grpcStatus.CANCELLED && signal?.aborted) return reject(new BackendError(`publish to ${this.#name} was aborted`))
+        reject(new BackendError(`publish to ${this.#name} failed: ${this.#describe(err, this.#publishTimeoutMs)}`))
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  protected async closeTransport(): Promise<void> {
+    for (const state of this.#streams.values()) this.#stop(state)
+    this.#streams.clear()
+    this.#client.close()
+  }
+
+  /**
+   * One attempt at a live stream. `live` runs once the sync envelope arrives; `failed` if the stream ends
+   * or the connect timeout passes before that. After it was live, a break triggers #reconnect.
+   */
+  #open(state: StreamState, on: { live: () => void; failed: (reason: string) => void }): void {
+    const call = this.#client.subscribe({ key: state.key.bytes })
+    state.call = call
+    let synced = false
+    let ended = false
+    const end = (): boolean => {
+      if (ended) return false
+      ended = true
+      clearTimeout(state.connectTimer)
+      if (state.call === call) state.call = undefined
+      return true
+    }
+    state.connectTimer = setTimeout(() => {
+      end()
+      call.cancel()
+      on.failed(`did not confirm the subscription within ${this.#connectTimeoutMs} ms${this.#hint()}`)
+    }, this.#connectTimeoutMs)
+    call.on('data', (envelope: Envelope) => {
+      if (synced) return this.receive(envelope)
+      // The first envelope only marks the subscription live (WIRE.md §5): never a message.
+      synced = true
+      clearTimeout(state.connectTimer)
+      state.attempt = 0
+      on.live()
+    })
+    const broken = (reason: string): void => {
+      if (!end() || state.stopped || this.closed) return
+      if (synced) this.#reconnect(state, reason)
+      else on.failed(reason)
+    }
+    call.on('error', (err: ServiceError) => broken(this.#describe(err, this.#connectTimeoutMs)))
+    call.on('end', () => broken('closed the subscription stream'))
+  }
+
+  #reconnect(state: StreamState, reason: string): void {
+    if (state.stopped || this.closed) return
+    state.attempt++
+    const base = Math.min(RECONNECT_MAX_MS, RECONNECT_INITIAL_MS * 2 ** (state.attempt - 1))
+    // ±25 % jitter, so many clients of one restarted server do not return in lockstep.
+    const retryInMs = Math.round(Math.min(RECONNECT_MAX_MS, base * (0.75 + Math.random() * 0.5)))
+    this.status.emit({ state: 'reconnecting', backend: this.url, reason: `${this.#name} ${reason}`, retryInMs })
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (state.stopped || this.closed) return
+      this.#open(state, {
+        live: () => this.status.emit({ state: 'connected', backend: this.url }),
+        failed: (why) => this.#reconnect(state, why),
+      })
+    }, retryInMs)
+  }
+
+  #stop(state: StreamState): void {
+    state.stopped = true
+    clearTimeout(state.timer)
+    clearTimeout(state.connectTimer)
+    state.timer = state.connectTimer = undefined
+    state.call?.cancel()
+    state.call = undefined
+  }
+
+  #credentials(caFile: string | undefined): ChannelCredentials {
+    if (this.#tls === 'insecure') return grpcCredentials.createInsecure()
+    let roots: Buffer | null = null
+    if (caFile) {
+      try {
+        roots = readFileSync(caFile)
+      } catch (err) {
+        throw new BackendError(`backend ${this.#name}: cannot read CA file ${caFile}: ${(err as Error).message}`)
+      }
+    }
+    if (this.#tls === 'skip-verify') {
+      return grpcCredentials.createSsl(roots, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
+    }
+    return grpcCredentials.createSsl(roots)
+  }
+
+  /** A status as a user can act on it: "unreachable: connection refused (is `cunicu-ts signal` running?)". */
+  #describe(err: ServiceError, timeoutMs: number): string {
+    const details = err.details || err.message
+    if (err.code === grpcStatus.DEADLINE_EXCEEDED) return `did not answer within ${timeoutMs} ms${this.#hint()}`
+    if (err.code === grpcStatus.UNAVAILABLE) {
+      if (/ECONNREFUSED/.test(details)) return `unreachable: connection refused (is \`cunicu-ts signal\` running?)`
+      if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `unreachable: host name not found (${details})`
+      if (/wrong version number|packet length too long|WRONG_VERSION_NUMBER/i.test(details)) {
+        return `unreachable: TLS handshake failed; the server may be plain text (add ?insecure=true) (${details})`
+      }
+      if (/certificate|self.signed|CERT_/i.test(details)) {
+        return `unreachable: TLS certificate rejected (${details}); pass a CA file, or ?skip_verify=true to skip verification`
+      }
+      return `unreachable: ${details}${this.#hint()}`
+    }
+    return `${grpcStatus[err.code] ?? `status ${err.code}`}: ${details}`
+  }
+
+  #hint(): string {
+    return this.#tls === 'insecure'
+      ? ' (is the server using TLS? then drop ?insecure=true)'
+      : ' (is the server plain text? then add ?insecure=true)'
+  }
+}
+
+function booleanParam(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name)
+  if (value === null) return false
+  if (value === '' || value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw new BackendError(`backend ${url}: ${name}=${value} is not true or false`)
+}

@@ -1,0 +1,101 @@
+// A bounded send queue per subscriber stream (the DERP pattern): while the stream pushes back (write()
+// returned false) frames wait here; past the count or byte limit the OLDEST frame is dropped and counted.
+// So a reader that never reads costs at most the limits, and never slows a publisher or other readers.
+
+/** What the queue needs from a grpc-js server stream. */
+export interface FrameSink {
+  write(frame: Buffer): boolean
+  readonly writableNeedDrain: boolean
+  once(event: 'drain', listener: () => void): unknown
+  off(event: 'drain', listener: () => void): unknown
+}
+
+export interface QueueLimits {
+  maxFrames: number
+  maxBytes: number
+}
+
+export interface QueueCounters {
+  delivered(): void
+  dropped(count: number): void
+}
+
+export class SubscriberQueue {
+  // A deque as array + head index: shift() on a 1024-entry array per frame would be quadratic.
+  #frames: Buffer[] = []
+  #head = 0
+  #bytes = 0
+  #waiting = false
+  #closed = false
+  readonly #onDrain = (): void => {
+    this.#waiting = false
+    this.#flush()
+  }
+
+  constructor(
+    private readonly sink: FrameSink,
+    private readonly limits: QueueLimits,
+    private readonly counters: QueueCounters,
+  ) {}
+
+  get length(): number {
+    return this.#frames.length - this.#head
+  }
+
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  push(frame: Buffer): void {
+    if (this.#closed) return
+    this.#frames.push(frame)
+    this.#bytes += frame.length
+    this.#flush()
+    let dropped = 0
+    while (this.length > 0 && (this.length > this.limits.maxFrames || this.#bytes > this.limits.maxBytes)) {
+      this.#shift()
+      dropped++
+    }
+    if (dropped > 0) this.counters.dropped(dropped)
+  }
+
+  /** Stops the queue; frames still waiting count as dropped, since they never reached the reader. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.sink.off('drain', this.#onDrain)
+    const left = this.length
+    this.#frames = []
+    this.#head = 0
+    this.#bytes = 0
+    if (left > 0) this.counters.dropped(left)
+  }
+
+  #flush(): void {
+    while (!this.#closed && !this.#waiting && this.length > 0) {
+      if (this.sink.writableNeedDrain) {
+        this.#waiting = true
+        this.sink.once('drain', this.#onDrain)
+        return
+      }
+      this.sink.write(this.#shift())
+      this.counters.delivered()
+    }
+  }
+
+  #shift(): Buffer {
+    const frame = this.#frames[this.#head]!
+    this.#frames[this.#head++] = EMPTY
+    this.#bytes -= frame.length
+    if (this.#head === this.#frames.length) {
+      this.#frames = []
+      this.#head = 0
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#head)
+      this.#head = 0
+    }
+    return frame
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
