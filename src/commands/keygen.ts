@@ -1,0 +1,37 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command.js'
+import { ExitCode } from '../cli/exit-codes.js'
+import { KeyFileError, writeKeyFile } from '../core/key-file.js'
+import { PrivateKey } from '../core/keys.js'
+
+export default class Keygen extends BaseCommand {
+  static override summary = 'Generate a new private key.'
+  static override description = 'Prints a new Curve25519 private key in base64, like `wg genkey`: any WireGuard private key is a cunicu-ts key and vice versa. With -o the key goes to a file created with mode 0600 instead.'
+  static override examples = [
+    { command: '<%= config.bin %> keygen > peer.key', description: 'Write a key to a file' },
+    { command: '<%= config.bin %> keygen | tee peer.key | <%= config.bin %> pubkey', description: 'Key and public key in one go, like wg' },
+    { command: '<%= config.bin %> keygen -o peer.key', description: 'Write the key with mode 0600 (refuses to overwrite without --force)' },
+    { command: '<%= config.bin %> keygen --json', description: '{"privateKey": "...", "publicKey": "..."}' },
+  ]
+  static override flags = {
+    output: Flags.string({ char: 'o', summary: 'Write the key to this file (mode 0600) instead of stdout.' }),
+    force: Flags.boolean({ summary: 'Overwrite the --output file if it exists.', dependsOn: ['output'] }),
+  }
+
+  async run(): Promise<{ privateKey?: string; publicKey: string; file?: string }> {
+    const { flags } = await this.parse(Keygen)
+    const key = PrivateKey.generate()
+    if (flags.output) {
+      try {
+        await writeKeyFile(flags.output, key, flags.force)
+      } catch (err) {
+        if (err instanceof KeyFileError) this.fail(err.message, ExitCode.Usage)
+        throw err
+      }
+      this.log(key.publicKey.toString())
+      return { publicKey: key.publicKey.toString(), file: flags.output }
+    }
+    this.log(key.toBase64())
+    return { privateKey: key.toBase64(), publicKey: key.publicKey.toString() }
+  }
+}

@@ -1,0 +1,27 @@
+import { BaseCommand } from '../cli/base-command.js'
+import { ExitCode } from '../cli/exit-codes.js'
+import { KeyError } from '../core/keys.js'
+import { readKeyFile } from '../core/key-file.js'
+
+export default class Pubkey extends BaseCommand {
+  static override summary = 'Print the public key of a private key read on stdin.'
+  static override description = 'Reads a base64 private key on stdin and prints its public key, like `wg pubkey`.'
+  static override examples = [
+    { command: '<%= config.bin %> pubkey < peer.key', description: 'Public key of a key file' },
+    { command: '<%= config.bin %> keygen | tee peer.key | <%= config.bin %> pubkey', description: 'New key and its public key' },
+    { command: 'wg genkey | <%= config.bin %> pubkey', description: 'WireGuard keys are cunicu-ts keys' },
+  ]
+
+  async run(): Promise<{ publicKey: string }> {
+    await this.parse(Pubkey)
+    if (process.stdin.isTTY) this.fail('pubkey reads a private key on stdin: e.g. `cunicu-ts pubkey < peer.key`', ExitCode.Usage)
+    try {
+      const { key } = await readKeyFile('-')
+      this.log(key.publicKey.toString())
+      return { publicKey: key.publicKey.toString() }
+    } catch (err) {
+      if (err instanceof KeyError) this.fail(err.message, ExitCode.Usage)
+      throw err
+    }
+  }
+}

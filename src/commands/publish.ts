@@ -1,0 +1,73 @@
+import { createInterface } from 'node:readline'
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command.js'
+import { ExitCode } from '../cli/exit-codes.js'
+import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
+import { writeNdjson } from '../cli/ndjson.js'
+import { openClient } from '../cli/open-client.js'
+import { abortOnSignals } from '../cli/shutdown.js'
+import { PublicKey } from '../core/keys.js'
+import { messageKind, parseMessageJson } from '../core/message-json.js'
+import type { Message } from '../gen/signaling/signaling.js'
+
+export default class Publish extends BaseCommand {
+  static override summary = 'Seal and publish messages to one or more peers.'
+  static override description = `Publishes one Message (protobuf JSON, e.g. {"credentials":{"ufrag":"…","pwd":"…","needCreds":true}}) to each PEER_PK, sealed to that peer's key.
+Without --message it reads NDJSON Messages from stdin, one per line, and publishes each as it arrives.
+Unknown fields, bad enum names, bad JSON or a bad key stop it with exit 2 and a message naming the line; what was already published is reported (NDJSON: one {"type":"published",...} line per envelope).`
+  static override examples = [
+    { command: `<%= config.bin %> publish -k a.key "$PEER_B" --message '{"candidate":{"type":"HOST","networkType":"UDP4","address":"192.0.2.1","port":51820,"component":1}}'`, description: 'One candidate to one peer' },
+    { command: `jq -c '.[]' messages.json | <%= config.bin %> publish -k a.key "$PEER_B" "$PEER_C"`, description: 'A stream of messages to two peers' },
+  ]
+  static override strict = false
+  static override args = {
+    peer: Args.string({ description: 'Public key(s) of the recipient(s), base64.', required: true }),
+  }
+  static override flags = {
+    ...keyFlags,
+    ...backendFlags,
+    message: Flags.string({ char: 'm', summary: 'The Message as protobuf JSON; without it, NDJSON lines are read from stdin.' }),
+  }
+
+  async run(): Promise<{ published: number }> {
+    const { argv, flags } = await this.parse(Publish)
+    const peers = (argv as string[]).map((text, i) => this.orUsage(() => PublicKey.parse(text, `PEER_PK #${i + 1}`)))
+    const single = flags.message === undefined ? undefined : this.orUsage(() => parseMessageJson(flags.message!), '--message')
+    if (!single && process.stdin.isTTY) this.fail('no --message given and stdin is a terminal: pipe NDJSON messages in, or pass --message JSON', ExitCode.Usage)
+
+    const shutdown = abortOnSignals()
+    const client = await openClient(this, flags, backendUrls(flags.backend))
+    const ndjson = this.wantsNdjson(flags.json)
+    let published = 0
+    const send = async (message: Message, line?: number) => {
+      for (const peer of peers) {
+        const { size } = await client.backend.publish(client.key, peer, message, shutdown.signal)
+        published++
+        const report = { type: 'published', to: peer.toString(), kind: messageKind(message), size, ...(line ? { line } : {}) }
+        if (ndjson) writeNdjson(report)
+        else this.log(`published ${report.kind} (${size} B) to ${peer.short}…${line ? ` [line ${line}]` : ''}`)
+      }
+    }
+    try {
+      if (single) {
+        await send(single)
+      } else {
+        let line = 0
+        for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+          line++
+          if (text.trim() === '') continue
+          await send(this.orUsage(() => parseMessageJson(text), `line ${line}`, ` (published ${published} before it)`), line)
+          if (shutdown.signal.aborted) break
+        }
+      }
+    } catch (err) {
+      if ((err as { oclif?: unknown }).oclif) throw err
+      this.fail(`${(err as Error).message} (published ${published} before the error)`, ExitCode.Backend)
+    } finally {
+      shutdown.dispose()
+      await client.backend.close()
+    }
+    return { published }
+  }
+
+}

@@ -1,0 +1,80 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command.js'
+import { ExitCode } from '../cli/exit-codes.js'
+import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
+import { writeNdjson } from '../cli/ndjson.js'
+import { openClient } from '../cli/open-client.js'
+import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
+import { PublicKey } from '../core/keys.js'
+import type { SessionEvent } from '../core/session/events.js'
+
+export default class SessionCommand extends BaseCommand {
+  static override summary = 'Open an ICE session with a peer through the signaling backend.'
+  static override description = `Exchanges sealed ICE credentials and candidates with PEER_PK (cunīcu's endpoint discovery), connects with ICE — the peer with the smaller public key controls — and verifies the selected path with probes sealed with both keys.
+On a terminal: a live view (keys, role and why, state timeline, envelopes, candidates, selected pair, RTT). With --json or in a pipe: one NDJSON event per line.
+Without --exit-on-connected or --timeout it stays up: keeps ICE consent, follows the peer's restarts, and closes cleanly on Ctrl-C/SIGTERM.
+Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout passed before connecting; 2 bad input; 3 backend unreachable.`
+  static override examples = [
+    { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
+    { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
+    { command: '<%= config.bin %> session -k a.key "$PEER_B" --interface eth0 --stun stun:stun.example.net:3478', description: 'Host candidates from eth0 plus a server-reflexive one' },
+  ]
+  static override args = {
+    peer: Args.string({ description: "The peer's public key, base64.", required: true }),
+  }
+  static override flags = {
+    ...keyFlags,
+    ...backendFlags,
+    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true }),
+    interface: Flags.string({ char: 'i', summary: 'Take host candidates only from this interface name or IP; repeatable.', multiple: true }),
+    loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
+    'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up.' }),
+    timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected within this many seconds.', min: 1 }),
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(SessionCommand)
+    const peer = this.orUsage(() => PublicKey.parse(args.peer, 'PEER_PK'))
+    const shutdown = abortOnSignals()
+    const client = await openClient(this, flags, backendUrls(flags.backend))
+    if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
+    const { Session } = await import('../core/session/session.js')
+    const session = new Session({
+      backend: client.backend,
+      ours: client.key,
+      theirs: peer,
+      ice: {
+        ...(flags.stun ? { stunUrls: flags.stun } : {}),
+        ...(flags.interface ? { interfaces: flags.interface } : {}),
+        loopback: flags.loopback,
+      },
+      signal: shutdown.signal,
+    })
+    const unmount = this.wantsNdjson(flags.json) ? (session.events.on(writeNdjson), () => {}) : (await import('../ui/session-view.js')).showSession(session.events)
+
+    const goal = new AbortController()
+    let connected = false
+    session.events.on((e: SessionEvent) => {
+      if (e.type === 'state' && e.state === 'connected') connected = true
+      if (flags['exit-on-connected'] && connected && (e.type === 'verified' || e.type === 'unverified')) goal.abort()
+    })
+    const timer = flags.timeout ? setTimeout(() => goal.abort(new Error('timeout')), flags.timeout * 1000) : undefined
+    let failure: { message: string; exit: number } | undefined
+    try {
+      await session.start()
+      await Promise.race([whenAborted(shutdown.signal), whenAborted(goal.signal)])
+      if (goal.signal.reason instanceof Error && !connected) {
+        failure = { message: `timed out after ${flags.timeout} s: not connected (state ${session.state})`, exit: ExitCode.Timeout }
+      }
+    } catch (err) {
+      if (!shutdown.signal.aborted) failure = { message: (err as Error).message, exit: ExitCode.Backend }
+    } finally {
+      clearTimeout(timer)
+      await session.close()
+      await client.backend.close()
+      shutdown.dispose()
+      unmount()
+    }
+    if (failure) this.fail(failure.message, failure.exit)
+  }
+}

@@ -1,0 +1,63 @@
+// Live view of `subscribe`: a growing log of messages and errors, a status line below it.
+import { Box, render, Static, Text } from 'ink'
+import type { Emitter } from '../core/emitter.js'
+import type { InboxEvent } from '../core/inbox.js'
+import { bytes, clock, shortKey } from './format.js'
+import { useEvents } from './use-events.js'
+
+export function InboxLine({ event }: { event: InboxEvent }) {
+  switch (event.type) {
+    case 'subscribed':
+      return (
+        <Text>
+          <Text color="green">●</Text> subscribed as {shortKey(event.key)} to {event.from === 'any' ? 'any sender' : event.from.map(shortKey).join(', ')} via {event.backend}
+        </Text>
+      )
+    case 'message':
+      return (
+        <Text>
+          <Text dimColor>{clock(event.receivedAt)}</Text> <Text color="cyan">⇐ {event.kind}</Text> from {shortKey(event.from)} ({bytes(event.size)}){' '}
+          <Text dimColor>{JSON.stringify(event.message)}</Text>
+        </Text>
+      )
+    case 'error':
+      return (
+        <Text color="red">
+          {clock(event.at)} ✗ dropped envelope ({event.reason}): {event.message}
+        </Text>
+      )
+    case 'backend':
+      return (
+        <Text color={event.status.state === 'connected' ? 'green' : 'yellow'}>
+          {clock(event.at)} backend {event.status.backend}: {event.status.state}
+          {event.status.state === 'reconnecting' ? ` (${event.status.reason}; retry in ${event.status.retryInMs} ms)` : ''}
+        </Text>
+      )
+  }
+}
+
+export function InboxView({ events }: { events: readonly InboxEvent[] }) {
+  const messages = events.filter((e) => e.type === 'message').length
+  const errors = events.filter((e) => e.type === 'error').length
+  const live = events.some((e) => e.type === 'subscribed')
+  return (
+    <>
+      <Static items={events.map((event, i) => ({ event, i }))}>{({ event, i }) => <InboxLine key={i} event={event} />}</Static>
+      <Box borderStyle="round" paddingX={1}>
+        <Text>
+          {live ? <Text color="green">live</Text> : <Text color="yellow">subscribing…</Text>} · {messages} messages · {errors} dropped · Ctrl-C to stop
+        </Text>
+      </Box>
+    </>
+  )
+}
+
+function LiveInbox({ emitter }: { emitter: Emitter<InboxEvent> }) {
+  return <InboxView events={useEvents(emitter)} />
+}
+
+/** Mounts the live view; the returned function unmounts it (call before the process exits). */
+export function showInbox(emitter: Emitter<InboxEvent>): () => void {
+  const app = render(<LiveInbox emitter={emitter} />)
+  return () => app.unmount()
+}

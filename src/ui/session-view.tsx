@@ -1,0 +1,157 @@
+// Live view of a session: a growing log of envelopes, candidates and state changes (Ink <Static>), and a
+// panel below it with keys, role and why, the state timeline, the selected pair and the RTT.
+import { Box, render, Static, Text } from 'ink'
+import type { Emitter } from '../core/emitter.js'
+import type { CandidateInfo, SessionEvent, SessionState } from '../core/session/events.js'
+import { bytes, clock, shortKey } from './format.js'
+import { summarize } from './session-summary.js'
+import { useEvents } from './use-events.js'
+
+const stateColor: Record<SessionState, string> = {
+  idle: 'gray',
+  gathering: 'blue',
+  connecting: 'blue',
+  checking: 'yellow',
+  connected: 'green',
+  restarting: 'magenta',
+  failed: 'red',
+  closed: 'gray',
+}
+
+const candidate = (c: CandidateInfo) => `${c.type} ${c.protocol} ${c.address}:${c.port}`
+
+export function SessionLogLine({ event, label }: { event: SessionEvent; label?: string }) {
+  const prefix = (
+    <Text dimColor>
+      {clock(event.at)}
+      {label ? ` ${label}` : ''}{' '}
+    </Text>
+  )
+  switch (event.type) {
+    case 'envelope':
+      return (
+        <Text>
+          {prefix}
+          <Text color={event.direction === 'in' ? 'cyan' : 'blue'}>{event.direction === 'in' ? '⇐ in ' : '⇒ out'}</Text> {event.kind} ({bytes(event.size)})
+          {event.detail ? <Text dimColor> {event.detail}</Text> : null}
+        </Text>
+      )
+    case 'candidate':
+      return (
+        <Text>
+          {prefix}
+          {event.side === 'local' ? 'local ' : 'remote'} candidate {candidate(event.candidate)}
+        </Text>
+      )
+    case 'state':
+      return (
+        <Text>
+          {prefix}
+          state <Text color={stateColor[event.state]}>{event.state}</Text>
+          {event.reason ? <Text dimColor> ({event.reason})</Text> : null}
+        </Text>
+      )
+    case 'pair':
+      return (
+        <Text color="green">
+          {prefix}selected pair {candidate(event.local)} ⇄ {candidate(event.remote)}
+        </Text>
+      )
+    case 'verified':
+      return (
+        <Text color="green">
+          {prefix}path verified, RTT {event.rttMs.toFixed(2)} ms
+        </Text>
+      )
+    case 'unverified':
+      return (
+        <Text color="yellow">
+          {prefix}path unverified: {event.reason}
+        </Text>
+      )
+    case 'error':
+      return (
+        <Text color="red">
+          {prefix}✗ {event.source}: {event.message}
+        </Text>
+      )
+    case 'backend':
+      return (
+        <Text color={event.status.state === 'connected' ? 'green' : 'yellow'}>
+          {prefix}backend {event.status.state}
+          {event.status.state === 'reconnecting' ? ` (${event.status.reason})` : ''}
+        </Text>
+      )
+    case 'role':
+      return (
+        <Text>
+          {prefix}role <Text bold>{event.role}</Text> <Text dimColor>({event.reason})</Text>
+        </Text>
+      )
+    case 'subscribed':
+      return (
+        <Text>
+          {prefix}subscribed to {shortKey(event.peer)} via {event.backend}
+        </Text>
+      )
+  }
+}
+
+export function SessionPanel({ events, title }: { events: readonly SessionEvent[]; title?: string }) {
+  const s = summarize(events)
+  const start = s.timeline[0]?.at ?? events[0]?.at
+  const since = (at: string) => (start ? `+${Date.parse(at) - Date.parse(start)}ms` : '')
+  return (
+    <Box flexDirection="column" borderStyle="round" borderColor={stateColor[s.state]} paddingX={1} flexGrow={1}>
+      {title ? <Text bold>{title}</Text> : null}
+      <Text>
+        us {s.ours ? shortKey(s.ours) : '…'} ⇄ peer {s.theirs ? shortKey(s.theirs) : '…'}
+      </Text>
+      <Text>
+        role <Text bold>{s.role ?? '…'}</Text> {s.roleReason ? <Text dimColor>({s.roleReason})</Text> : null}
+      </Text>
+      <Text>
+        state <Text color={stateColor[s.state]} bold>{s.state}</Text>{' '}
+        <Text dimColor>{s.timeline.map((t) => `${t.state} ${since(t.at)}`).join(' → ')}</Text>
+      </Text>
+      <Text>
+        envelopes ⇐ {s.envelopesIn} ⇒ {s.envelopesOut} · candidates local {s.localCandidates.length} remote {s.remoteCandidates.length}
+        {s.errors ? <Text color="red"> · {s.errors} errors</Text> : null}
+      </Text>
+      <Text>
+        pair {s.pair ? `${candidate(s.pair.local)} ⇄ ${candidate(s.pair.remote)}` : '—'}
+      </Text>
+      <Text>
+        path{' '}
+        {s.rttMs !== undefined ? (
+          <Text color="green">verified, RTT {s.rttMs.toFixed(2)} ms</Text>
+        ) : s.unverified ? (
+          <Text color="yellow">connected but unverified</Text>
+        ) : (
+          '—'
+        )}
+      </Text>
+      {s.backend ? <Text dimColor>backend {s.backend}</Text> : null}
+      {s.lastError ? <Text color="red">last error {s.lastError}</Text> : null}
+    </Box>
+  )
+}
+
+export function SessionView({ events }: { events: readonly SessionEvent[] }) {
+  return (
+    <>
+      <Static items={events.map((event, i) => ({ event, i }))}>{({ event, i }) => <SessionLogLine key={i} event={event} />}</Static>
+      <SessionPanel events={events} />
+    </>
+  )
+}
+
+function LiveSession({ emitter }: { emitter: Emitter<SessionEvent> }) {
+  return <SessionView events={useEvents(emitter)} />
+}
+
+/** Mounts the live view; the returned function unmounts it. */
+export function showSession(emitter: Emitter<SessionEvent>): () => void {
+  const app = render(<LiveSession emitter={emitter} />)
+  return () => app.unmount()
+}
