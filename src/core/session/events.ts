@@ -24,6 +24,10 @@ export interface CandidateInfo {
   foundation: string
   relatedAddress?: string
   relatedPort?: number
+  /** Relay candidates: the transport to the TURN server. */
+  relayProtocol?: 'udp' | 'tcp' | 'tls' | 'dtls'
+  /** TCP candidates: active, passive or simultaneous-open. */
+  tcpType?: 'active' | 'passive' | 'so'
 }
 
 interface At {

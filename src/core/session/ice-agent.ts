@@ -1,0 +1,168 @@
+// One werift-ice agent for one set of credentials, with the workarounds of ICE-NOTES applied: our
+// credentials and STUN server set before gathering, and a connect() that fails instead of hanging.
+import { CandidatePairState, Connection, type CandidatePair, type IceState } from 'werift-ice'
+import { Emitter } from '../emitter.js'
+import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapping.js'
+import type { IceCredentials } from './credentials.js'
+import type { CandidateInfo } from './events.js'
+import { stunServer, weriftOptions, type IceOptions } from './ice-options.js'
+
+export interface IceAgentOptions {
+  controlling: boolean
+  local: IceCredentials
+  remote: IceCredentials
+  ice?: IceOptions
+}
+
+export interface ConnectOptions {
+  timeoutMs: number
+  /**
+   * Our signaling has no end-of-candidates, so "every pair failed" only means failure once no new remote
+   * candidate arrived for this long (a late srflx/relay candidate could still work).
+   */
+  quietMs?: number
+  pollMs?: number
+  /** Called once, when the first connectivity check is on the wire. */
+  onChecking?: () => void
+}
+
+export interface NominatedPair {
+  local: CandidateInfo
+  remote: CandidateInfo
+}
+
+export class IceConnectError extends Error {
+  override name = 'IceConnectError'
+}
+
+export class IceAgent {
+  readonly connection: Connection
+  /** Local candidates as gathered (trickle). */
+  readonly localCandidates = new Emitter<CandidateInfo>()
+  /** Every non-STUN datagram the agent's sockets receive, from anyone (ICE-NOTES pitfall 5). */
+  readonly data = new Emitter<Buffer>()
+  /** werift's state changes; "completed" means gathering finished, not ICE (pitfall 3). */
+  readonly states = new Emitter<IceState>()
+  #closed = false
+  #closing?: Promise<void>
+  #lastRemoteAt = 0
+  #onClose = new Set<() => void>()
+
+  constructor(options: IceAgentOptions) {
+    const connection = new Connection(options.controlling, weriftOptions(options.ice))
+    // The constructor defaults to stun.l.google.com; the option cannot turn it off, the field can.
+    connection.stunServer = stunServer(options.ice)
+    // Pitfall 1: host candidates copy localUsername when gathered, so these must be set first.
+    connection.localUsername = options.local.ufrag
+    connection.localPassword = options.local.pwd
+    // Drops the random credentials the constructor recorded, so only ours answer checks.
+    connection.userHistory = { [options.local.ufrag]: options.local.pwd }
+    connection.setRemoteParams({ iceLite: false, usernameFragment: options.remote.ufrag, password: options.remote.pwd })
+    // werift calls these synchronously inside its socket handlers: nothing may throw back into it.
+    connection.onIceCandidate.subscribe((candidate) => {
+      let info: CandidateInfo
+      try {
+        info = candidateInfoFromWerift(candidate)
+      } catch {
+        return // a transport we cannot describe on the wire (cunīcu's proto knows udp/tcp only)
+      }
+      this.localCandidates.emit(info)
+    })
+    connection.onData.subscribe((buf) => this.data.emit(buf))
+    connection.stateChanged.subscribe((state) => this.states.emit(state))
+    this.connection = connection
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Gathers host (and, with a STUN server, srflx) candidates; each is emitted on localCandidates. */
+  async gather(): Promise<void> {
+    if (this.#closed) return
+    await this.connection.gatherCandidates()
+  }
+
+  /** Adds a remote candidate; werift silently ignores prflx ones and ones it cannot pair (ICE-NOTES §1). */
+  async addRemoteCandidate(info: CandidateInfo): Promise<void> {
+    if (this.#closed) return
+    this.#lastRemoteAt = Date.now()
+    await this.connection.addRemoteCandidate(candidateInfoToWerift(info))
+  }
+
+  /**
+   * werift's connect(), made to settle: it rejects at the deadline, when every pair failed and the remote
+   * side went quiet, or when the agent is closed; the agent is closed on failure (connectOrFail, ICE-NOTES §3).
+   */
+  async connect(options: ConnectOptions): Promise<NominatedPair> {
+    if (this.#closed) throw new IceConnectError('the ICE agent was closed before connecting')
+    const { timeoutMs, quietMs = 3000, pollMs = 50, onChecking } = options
+    const connection = this.connection
+    let timer: NodeJS.Timeout | undefined
+    let poll: NodeJS.Timeout | undefined
+    let onClose: (() => void) | undefined
+    let checking = false
+    const noteChecking = () => {
+      if (checking || !onChecking) return
+      if (connection.candidatePairs.some((p) => p.state !== CandidatePairState.FROZEN && p.state !== CandidatePairState.WAITING)) {
+        checking = true
+        onChecking()
+      }
+    }
+    const failed = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IceConnectError(`ICE did not connect within ${formatSeconds(timeoutMs)}`)), timeoutMs)
+      poll = setInterval(() => {
+        noteChecking()
+        const pairs = connection.candidatePairs
+        const quiet = connection.remoteCandidatesEnd || Date.now() - this.#lastRemoteAt >= quietMs
+        if (connection.localCandidatesEnd && quiet && pairs.length > 0 && pairs.every((p) => p.state === CandidatePairState.FAILED)) {
+          reject(new IceConnectError(`ICE failed: all ${pairs.length} candidate pair${pairs.length === 1 ? '' : 's'} failed (no path to the peer)`))
+        }
+      }, pollMs)
+      onClose = () => reject(new IceConnectError('the ICE agent was closed while connecting'))
+      this.#onClose.add(onClose)
+    })
+    // werift's promise may stay pending forever or reject after we gave up; neither may surface as unhandled.
+    const attempt = connection.connect()
+    attempt.catch(() => {})
+    // connect() runs synchronously up to its first timer, so the first checks are already out if pairs exist.
+    noteChecking()
+    try {
+      await Promise.race([attempt, failed])
+      const pair = connection.nominated
+      if (!pair) throw new IceConnectError('ICE reported success without a nominated pair')
+      return describePair(pair)
+    } catch (err) {
+      await this.close()
+      throw err instanceof IceConnectError ? err : new IceConnectError(`ICE failed: ${(err as Error).message}`)
+    } finally {
+      clearTimeout(timer)
+      clearInterval(poll)
+      if (onClose) this.#onClose.delete(onClose)
+    }
+  }
+
+  /** One datagram on the nominated pair; werift drops it silently when there is none (pitfall 4). */
+  async send(data: Uint8Array): Promise<void> {
+    if (this.#closed) return
+    await this.connection.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  }
+
+  /** Idempotent; frees the sockets and werift's timers. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing
+    this.#closed = true
+    for (const reject of [...this.#onClose]) reject()
+    this.#onClose.clear()
+    this.#closing = this.connection.close().catch(() => {})
+    return this.#closing
+  }
+}
+
+export function describePair(pair: CandidatePair): NominatedPair {
+  return { local: candidateInfoFromWerift(pair.localCandidate), remote: candidateInfoFromWerift(pair.remoteCandidate) }
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
+}

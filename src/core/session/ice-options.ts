@@ -1,0 +1,80 @@
+// Our ICE options and their translation to werift-ice's constructor options (ICE-NOTES §1): which host
+// addresses to gather, and which STUN server to ask (none by default; werift would ask Google's).
+import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import type { IceOptions as WeriftIceOptions } from 'werift-ice'
+
+export interface IceOptions {
+  /** STUN servers such as "stun:127.0.0.1:3478"; werift asks only the first. Default: none. */
+  stunUrls?: string[]
+  /** Interface names or IP addresses to take host candidates from. Default: every non-internal address. */
+  interfaces?: string[]
+  /** One-host mode: only 127.0.0.1 host candidates. */
+  loopback?: boolean
+  /** Per connect attempt, milliseconds. Default 15000. */
+  connectTimeoutMs?: number
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
+
+export class IceOptionsError extends Error {
+  override name = 'IceOptionsError'
+}
+
+export type StunAddress = [string, number]
+
+/** "stun:host[:port]" (RFC 7064; port 3478 by default, IPv6 in brackets) → [host, port]. */
+export function parseStunUrl(url: string): StunAddress {
+  const match = /^stuns?:(\[[0-9a-fA-F:.]+\]|[^:/?#[\]]+)(?::(\d+))?$/.exec(url.trim())
+  if (!match || match[1] === undefined) {
+    throw new IceOptionsError(`STUN server "${url}" is not a STUN URL: expected e.g. stun:127.0.0.1:3478`)
+  }
+  if (url.trim().startsWith('stuns:')) throw new IceOptionsError(`STUN server "${url}": stuns: (STUN over TLS) is not supported, use stun:`)
+  const host = match[1].replace(/^\[|\]$/g, '')
+  const port = match[2] === undefined ? 3478 : Number(match[2])
+  if (port < 1 || port > 65535) throw new IceOptionsError(`STUN server "${url}": port ${port} is out of range`)
+  return [host, port]
+}
+
+/**
+ * Host addresses for `interfaces`: a name stands for all its addresses (IPv6 link-local skipped, as werift
+ * does by default), an IP literal for itself. Throws naming the unknown entry and the known interfaces.
+ */
+export function resolveInterfaceAddresses(entries: readonly string[]): string[] {
+  const table = networkInterfaces()
+  const addresses: string[] = []
+  for (const entry of entries) {
+    if (isIP(entry)) {
+      addresses.push(entry)
+      continue
+    }
+    const infos = table[entry]
+    if (!infos) {
+      throw new IceOptionsError(`interface "${entry}" not found (known: ${Object.keys(table).join(', ') || 'none'})`)
+    }
+    const usable = infos.filter((i) => !(i.family === 'IPv6' && i.address.toLowerCase().startsWith('fe80:')))
+    if (usable.length === 0) throw new IceOptionsError(`interface "${entry}" has no usable IP address`)
+    addresses.push(...usable.map((i) => i.address))
+  }
+  return [...new Set(addresses)]
+}
+
+/** werift's constructor options for our options. */
+export function weriftOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
+  if (ice.loopback) {
+    // The combination ICE-NOTES verified: no gathered addresses, 127.0.0.1 added, the socket bound to it.
+    // interfaceAddresses alone would bind to 127.0.0.1 while still advertising eth0's address.
+    return { useIpv4: false, useIpv6: false, additionalHostAddresses: ['127.0.0.1'], interfaceAddresses: { udp4: '127.0.0.1' } }
+  }
+  if (ice.interfaces && ice.interfaces.length > 0) {
+    // Exactly these addresses, each socket on the wildcard address like werift's default gathering.
+    return { useIpv4: false, useIpv6: false, additionalHostAddresses: resolveInterfaceAddresses(ice.interfaces) }
+  }
+  return { useIpv4: true, useIpv6: true }
+}
+
+/** The STUN server werift should use, or undefined for none (the default switches Google's off). */
+export function stunServer(ice: IceOptions = {}): StunAddress | undefined {
+  const first = ice.stunUrls?.[0]
+  return first === undefined ? undefined : parseStunUrl(first)
+}

@@ -1,0 +1,523 @@
+// The session state machine of WIRE.md §7 (cunīcu's endpoint discovery): exchange ICE credentials over a
+// signaling backend, trickle candidates, connect one werift agent, verify the path, and restart with new
+// credentials whenever either side fails or restarts. Everything it does is told as SessionEvents.
+import type { Credentials } from '../../gen/feature/epdisc.js'
+import type { Candidate as ProtoCandidate } from '../../gen/feature/epdisc_candidate.js'
+import { Message } from '../../gen/signaling/signaling.js'
+import type { Backend, BackendStatus, EnvelopeFailure, MessageHandler, ReceivedMessage, SubscriptionKey } from '../backend.js'
+import { Emitter } from '../emitter.js'
+import { iceRole, type IceRole, type PrivateKey, type PublicKey } from '../keys.js'
+import { messageKind } from '../message-json.js'
+import { defaultSharedKeyCache } from '../shared-key-cache.js'
+import { Backoff, type BackoffOptions } from './backoff.js'
+import { candidateInfoFromProto, candidateInfoToProto, candidateKey, formatCandidate } from './candidate-mapping.js'
+import { credentialsId, generateCredentials, sameCredentials, shortUfrag, type IceCredentials } from './credentials.js'
+import type { CandidateInfo, SessionEvent, SessionState } from './events.js'
+import { IceAgent, type NominatedPair } from './ice-agent.js'
+import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
+import { PathProbe } from './path-probe.js'
+
+export type { IceOptions } from './ice-options.js'
+
+export interface SessionOptions {
+  backend: Backend
+  ours: PrivateKey
+  theirs: PublicKey
+  ice?: IceOptions
+  /** Credential resends and restarts after failures; cunīcu: 500 ms, ×1.5, max 60 s, ±50 %. */
+  backoff?: BackoffOptions
+  /** How long to try verifying the path once connected. Default 3000 ms. */
+  probeTimeoutMs?: number
+  /** Aborting closes the session. */
+  signal?: AbortSignal
+}
+
+export class SessionError extends Error {
+  override name = 'SessionError'
+}
+
+export const DEFAULT_PROBE_TIMEOUT_MS = 3000
+
+/** Remote candidates are kept this long to be replayed into a newer agent (they can overtake credentials). */
+const RECENT_CANDIDATE_TTL_MS = 30_000
+const RECENT_CANDIDATE_LIMIT = 64
+/** Remote credentials the peer has moved on from; late copies of them must not look like another restart. */
+const RETIRED_LIMIT = 64
+
+/** Distributes Omit over the union, so each event variant keeps its own fields. */
+type EventBody = SessionEvent extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never
+
+/** One local ICE agent generation: our credentials, the peer's once known, the agent and its path probe. */
+interface Attempt {
+  readonly generation: number
+  readonly local: IceCredentials
+  remote?: IceCredentials
+  agent?: IceAgent
+  probe?: PathProbe
+  /** Fails an agent that never gets to connect (e.g. the peer's candidates were lost). */
+  watchdog?: NodeJS.Timeout
+  remoteKeys: Set<string>
+  localCount: number
+  remoteCount: number
+  connecting: boolean
+  connected: boolean
+  done: boolean
+}
+
+export class Session {
+  /** Subscribe before start() to see everything. */
+  readonly events = new Emitter<SessionEvent>()
+  readonly role: IceRole
+  readonly #o: SessionOptions
+  readonly #key: SubscriptionKey
+  readonly #handler: MessageHandler
+  readonly #abort = new AbortController()
+  readonly #credsBackoff: Backoff
+  readonly #restartBackoff: Backoff
+  readonly #retired = new Set<string>()
+  readonly #recent = new Map<string, { info: CandidateInfo; at: number }>()
+  readonly #backendStates = new Map<string, BackendStatus['state']>()
+  readonly #agentsClosing = new Set<Promise<void>>()
+  #state: SessionState = 'idle'
+  #started = false
+  #closed = false
+  #closing?: Promise<void>
+  #attempt?: Attempt
+  #generation = 0
+  #credsTimer?: NodeJS.Timeout
+  #restartTimer?: NodeJS.Timeout
+  #offStatus?: () => void
+  #offAbort?: () => void
+
+  constructor(options: SessionOptions) {
+    // Throws for equal keys: a peer cannot hold a session with itself (WIRE.md §2).
+    this.role = iceRole(options.ours.publicKey, options.theirs)
+    this.#o = options
+    this.#key = { ours: options.ours, theirs: options.theirs }
+    this.#credsBackoff = new Backoff(options.backoff)
+    this.#restartBackoff = new Backoff(options.backoff)
+    this.#handler = {
+      onMessage: (received) => this.#onMessage(received),
+      onError: (failure) => this.#onEnvelopeError(failure),
+    }
+    const signal = options.signal
+    if (signal) {
+      const onAbort = () => void this.close()
+      if (signal.aborted) queueMicrotask(onAbort)
+      else {
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.#offAbort = () => signal.removeEventListener('abort', onAbort)
+      }
+    }
+  }
+
+  get state(): SessionState {
+    return this.#state
+  }
+
+  /** Emits the role, subscribes (resolving once the subscription is live), then sends our credentials. */
+  async start(): Promise<void> {
+    if (this.#started) throw new SessionError('the session was already started')
+    if (this.#closed || this.#o.signal?.aborted) throw new SessionError('the session is closed')
+    this.#started = true
+    const { backend, ours, theirs } = this.#o
+    this.#emit({
+      type: 'role',
+      ours: ours.publicKey.toString(),
+      theirs: theirs.toString(),
+      role: this.role,
+      reason: roleReason(ours.publicKey, theirs, this.role),
+    })
+    this.#offStatus = backend.onStatus((status) => this.#onBackendStatus(status))
+    try {
+      await backend.subscribe(this.#key, this.#handler, this.#abort.signal)
+    } catch (err) {
+      if (this.#closed) return
+      const message = `could not subscribe to ${theirs.short}…'s messages on ${backend.url}: ${errorMessage(err)}`
+      this.#emit({ type: 'error', source: 'backend', message })
+      await this.close()
+      throw new SessionError(message)
+    }
+    if (this.#closed) return
+    this.#emit({ type: 'subscribed', key: ours.publicKey.toString(), peer: theirs.toString(), backend: backend.url })
+    this.#requestCredentials(this.#newAttempt())
+  }
+
+  /** Idempotent: closes the agent, unsubscribes and clears every timer; the state becomes 'closed'. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#setState('closed')
+    this.#closed = true
+    this.#offAbort?.()
+    this.#offStatus?.()
+    this.#clearCredsTimer()
+    clearTimeout(this.#restartTimer)
+    this.#restartTimer = undefined
+    if (this.#attempt) this.#endAttempt(this.#attempt)
+    this.#abort.abort()
+    if (this.#started) {
+      // The backend belongs to the caller: we only take our handler off it.
+      await this.#o.backend.unsubscribe(this.#key, this.#handler).catch(() => {})
+    }
+    await Promise.allSettled([...this.#agentsClosing])
+  }
+
+  // ---- credentials ------------------------------------------------------------------------------
+
+  #newAttempt(remote?: IceCredentials): Attempt {
+    const attempt: Attempt = {
+      generation: ++this.#generation,
+      local: generateCredentials(),
+      remoteKeys: new Set(),
+      localCount: 0,
+      remoteCount: 0,
+      connecting: false,
+      connected: false,
+      done: false,
+    }
+    if (remote) attempt.remote = remote
+    this.#attempt = attempt
+    return attempt
+  }
+
+  /** Sends our credentials asking for the peer's, and repeats with back-off until they arrive. */
+  #requestCredentials(attempt: Attempt): void {
+    this.#clearCredsTimer()
+    this.#credsBackoff.reset()
+    this.#sendCredentials(attempt, true)
+    this.#scheduleCredentialResend(attempt)
+  }
+
+  #scheduleCredentialResend(attempt: Attempt): void {
+    if (this.#closed || attempt !== this.#attempt || attempt.remote) return
+    this.#credsTimer = setTimeout(() => {
+      this.#credsTimer = undefined
+      if (this.#closed || attempt !== this.#attempt || attempt.remote) return
+      this.#sendCredentials(attempt, true)
+      this.#scheduleCredentialResend(attempt)
+    }, this.#credsBackoff.next())
+  }
+
+  #clearCredsTimer(): void {
+    clearTimeout(this.#credsTimer)
+    this.#credsTimer = undefined
+  }
+
+  #sendCredentials(attempt: Attempt, needCreds: boolean): void {
+    const { ufrag, pwd } = attempt.local
+    this.#publish(
+      Message.fromPartial({ credentials: { ufrag, pwd, needCreds } }),
+      `ufrag ${shortUfrag(ufrag)}${needCreds ? ', need creds' : ''}`,
+    )
+  }
+
+  #onCredentials(c: Credentials): void {
+    if (c.ufrag === '' || c.pwd === '') {
+      this.#emit({ type: 'error', source: 'ice', message: 'ignored credentials from the peer without ufrag or pwd' })
+      return
+    }
+    const remote = { ufrag: c.ufrag, pwd: c.pwd }
+    // A late copy from an agent the peer already replaced: acting on it would restart us for nothing.
+    if (this.#retired.has(credentialsId(remote))) return
+    const attempt = this.#attempt
+    if (!attempt) return
+    if (!attempt.remote) {
+      attempt.remote = remote
+      this.#clearCredsTimer()
+      if (c.needCreds) this.#sendCredentials(attempt, false)
+      this.#startAgent(attempt)
+      return
+    }
+    if (sameCredentials(attempt.remote, remote)) {
+      // A failed attempt waiting for its restart has no agent behind its credentials: let the restart answer.
+      // Otherwise a peer asking again may have restarted its agent without us noticing, so it gets ours again.
+      if (c.needCreds && !attempt.done) this.#sendCredentials(attempt, false)
+      return
+    }
+    // New credentials: the peer has a new agent, so ours must be new too (its checks use fresh credentials).
+    this.#retire(attempt.remote)
+    this.#setState('restarting', `the peer restarted its ICE agent (new ufrag ${shortUfrag(remote.ufrag)})`)
+    this.#endAttempt(attempt)
+    clearTimeout(this.#restartTimer)
+    this.#restartTimer = undefined
+    const next = this.#newAttempt(remote)
+    // needCreds: the peer's new agent has not seen our new credentials; this message also answers its request.
+    this.#sendCredentials(next, true)
+    this.#startAgent(next)
+  }
+
+  #retire(credentials: IceCredentials): void {
+    this.#retired.add(credentialsId(credentials))
+    if (this.#retired.size > RETIRED_LIMIT) this.#retired.delete(this.#retired.values().next().value!)
+  }
+
+  // ---- the ICE agent ----------------------------------------------------------------------------
+
+  #startAgent(attempt: Attempt): void {
+    const remote = attempt.remote
+    if (!remote || attempt.done) return
+    this.#setState('gathering')
+    const timeoutMs = this.#o.ice?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    let agent: IceAgent
+    let probeKey: Uint8Array
+    try {
+      probeKey = defaultSharedKeyCache.get(this.#o.ours, this.#o.theirs)
+      agent = new IceAgent({ controlling: this.role === 'controlling', local: attempt.local, remote, ice: this.#o.ice })
+    } catch (err) {
+      this.#failAttempt(attempt, `could not create the ICE agent: ${errorMessage(err)}`)
+      return
+    }
+    attempt.agent = agent
+    const current = () => attempt === this.#attempt && !attempt.done && !this.#closed
+    attempt.probe = new PathProbe({
+      key: probeKey,
+      role: this.role,
+      send: (datagram) => agent.send(datagram),
+      timeoutMs: this.#o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+      onVerified: (rttMs) => current() && this.#emit({ type: 'verified', rttMs }),
+      onUnverified: (reason) => current() && this.#emit({ type: 'unverified', reason }),
+      onError: (message) => current() && this.#emit({ type: 'error', source: 'probe', message }),
+    })
+    // Before connect(): the controlled side can receive the peer's probes before its connect() resolves.
+    agent.data.on((datagram) => attempt.probe?.handle(datagram))
+    agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
+    agent.states.on((state) => {
+      if ((state === 'failed' || state === 'disconnected') && attempt.connected) {
+        this.#failAttempt(attempt, 'the peer stopped answering ICE consent checks: the path is gone')
+      }
+    })
+    attempt.watchdog = setTimeout(() => {
+      attempt.watchdog = undefined
+      if (!attempt.connecting) {
+        const missing = attempt.localCount === 0 ? 'no local candidate was gathered' : 'no usable candidate arrived from the peer'
+        this.#failAttempt(attempt, `could not start connecting within ${timeoutMs / 1000} s: ${missing}`)
+      }
+    }, timeoutMs)
+    // Candidates may have overtaken the credentials they belong to; stale ones only add pairs that fail.
+    for (const { info } of this.#recentCandidates()) this.#addRemoteCandidate(attempt, info)
+    agent.gather().then(
+      () => {
+        if (current() && attempt.localCount === 0) {
+          this.#failAttempt(attempt, 'gathering found no local candidate: no usable network interface')
+        }
+      },
+      (err: unknown) => this.#failAttempt(attempt, `gathering candidates failed: ${errorMessage(err)}`),
+    )
+  }
+
+  #onLocalCandidate(attempt: Attempt, info: CandidateInfo): void {
+    if (attempt.done || this.#closed) return
+    attempt.localCount++
+    this.#emit({ type: 'candidate', side: 'local', candidate: info })
+    this.#publish(Message.fromPartial({ candidate: candidateInfoToProto(info) }), formatCandidate(info))
+    this.#maybeConnect(attempt)
+  }
+
+  #onCandidate(candidate: ProtoCandidate): void {
+    let info: CandidateInfo
+    try {
+      info = candidateInfoFromProto(candidate)
+    } catch (err) {
+      this.#emit({ type: 'error', source: 'ice', message: `ignored a candidate from the peer: ${errorMessage(err)}` })
+      return
+    }
+    const key = candidateKey(info)
+    if (!this.#recent.has(key)) this.#emit({ type: 'candidate', side: 'remote', candidate: info })
+    this.#recent.delete(key)
+    this.#recent.set(key, { info, at: Date.now() })
+    if (this.#recent.size > RECENT_CANDIDATE_LIMIT) this.#recent.delete(this.#recent.keys().next().value!)
+    const attempt = this.#attempt
+    if (attempt?.agent) this.#addRemoteCandidate(attempt, info)
+  }
+
+  #recentCandidates(): { info: CandidateInfo; at: number }[] {
+    const cutoff = Date.now() - RECENT_CANDIDATE_TTL_MS
+    for (const [key, entry] of this.#recent) if (entry.at < cutoff) this.#recent.delete(key)
+    return [...this.#recent.values()]
+  }
+
+  #addRemoteCandidate(attempt: Attempt, info: CandidateInfo): void {
+    const agent = attempt.agent
+    const key = candidateKey(info)
+    if (!agent || attempt.done || attempt.remoteKeys.has(key)) return
+    attempt.remoteKeys.add(key)
+    agent.addRemoteCandidate(info).then(
+      () => {
+        // werift drops prflx candidates (it learns its own from checks), so they cannot start a connect.
+        if (attempt.done || info.type === 'prflx') return
+        attempt.remoteCount++
+        this.#maybeConnect(attempt)
+      },
+      (err: unknown) => {
+        if (!attempt.done) {
+          this.#emit({ type: 'error', source: 'ice', message: `could not add candidate ${formatCandidate(info)}: ${errorMessage(err)}` })
+        }
+      },
+    )
+  }
+
+  #maybeConnect(attempt: Attempt): void {
+    const agent = attempt.agent
+    if (!agent || attempt.connecting || attempt.done || attempt.localCount === 0 || attempt.remoteCount === 0) return
+    attempt.connecting = true
+    clearTimeout(attempt.watchdog)
+    attempt.watchdog = undefined
+    this.#setState('connecting')
+    agent
+      .connect({
+        timeoutMs: this.#o.ice?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        onChecking: () => {
+          if (attempt === this.#attempt && !attempt.done && !attempt.connected) this.#setState('checking')
+        },
+      })
+      .then(
+        (pair) => this.#onConnected(attempt, pair),
+        (err: unknown) => this.#failAttempt(attempt, errorMessage(err)),
+      )
+  }
+
+  #onConnected(attempt: Attempt, pair: NominatedPair): void {
+    if (attempt !== this.#attempt || attempt.done || this.#closed) return
+    attempt.connected = true
+    this.#restartBackoff.reset()
+    this.#setState('connected')
+    this.#emit({ type: 'pair', local: pair.local, remote: pair.remote })
+    attempt.probe?.start()
+  }
+
+  /** Ends this attempt and, unless closed, starts a new one with new credentials after a back-off delay. */
+  #failAttempt(attempt: Attempt, reason: string): void {
+    if (attempt !== this.#attempt || attempt.done || this.#closed) return
+    this.#setState('failed', reason)
+    this.#endAttempt(attempt)
+    // The peer will get new credentials from us and restart too; late copies of its old ones are stale.
+    if (attempt.remote) this.#retire(attempt.remote)
+    clearTimeout(this.#restartTimer)
+    const delay = this.#restartBackoff.next()
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined
+      if (this.#closed || attempt !== this.#attempt) return
+      const next = this.#newAttempt()
+      this.#setState('idle', `retrying with new credentials after ${(delay / 1000).toFixed(1)} s`)
+      this.#requestCredentials(next)
+    }, delay)
+  }
+
+  #endAttempt(attempt: Attempt): void {
+    if (attempt.done) return
+    attempt.done = true
+    clearTimeout(attempt.watchdog)
+    attempt.watchdog = undefined
+    attempt.probe?.stop()
+    const agent = attempt.agent
+    if (agent) {
+      const closing = agent.close()
+      this.#agentsClosing.add(closing)
+      void closing.finally(() => this.#agentsClosing.delete(closing))
+    }
+  }
+
+  // ---- backend ----------------------------------------------------------------------------------
+
+  #onMessage(received: ReceivedMessage): void {
+    if (this.#closed) return
+    try {
+      const { message } = received
+      this.#emit({
+        type: 'envelope',
+        direction: 'in',
+        kind: messageKind(message),
+        size: received.size,
+        backend: received.backend,
+        detail: describeIncoming(message),
+      })
+      if (message.credentials) this.#onCredentials(message.credentials)
+      if (message.candidate) this.#onCandidate(message.candidate)
+    } catch (err) {
+      // Handlers run inside the backend's receive path: report, never throw into it.
+      this.#emit({ type: 'error', source: 'ice', message: `could not handle a message from the peer: ${errorMessage(err)}` })
+    }
+  }
+
+  #onEnvelopeError(failure: EnvelopeFailure): void {
+    if (this.#closed) return
+    this.#emit({ type: 'error', source: 'envelope', message: `${failure.backend}: ${failure.error.message}` })
+  }
+
+  #onBackendStatus(status: BackendStatus): void {
+    if (this.#closed) return
+    this.#emit({ type: 'backend', status })
+    const previous = this.#backendStates.get(status.backend)
+    this.#backendStates.set(status.backend, status.state)
+    const attempt = this.#attempt
+    // Whatever we sent while the backend was down is lost; waiting for the next back-off step could take a minute.
+    if (status.state === 'connected' && previous === 'reconnecting' && attempt && !attempt.remote && !attempt.done) {
+      this.#sendCredentials(attempt, true)
+    }
+  }
+
+  #publish(message: Message, detail: string): void {
+    const { backend, ours, theirs } = this.#o
+    const kind = messageKind(message)
+    let sending: Promise<{ size: number }>
+    try {
+      sending = backend.publish(ours, theirs, message, this.#abort.signal)
+    } catch (err) {
+      sending = Promise.reject(err)
+    }
+    sending.then(
+      (result) => {
+        if (!this.#closed) this.#emit({ type: 'envelope', direction: 'out', kind, size: result.size, backend: backend.url, detail })
+      },
+      (err: unknown) => {
+        if (!this.#closed) {
+          this.#emit({ type: 'error', source: 'publish', message: `could not send ${kind} (${detail}) via ${backend.url}: ${errorMessage(err)}` })
+        }
+      },
+    )
+  }
+
+  // ---- events -----------------------------------------------------------------------------------
+
+  #setState(state: SessionState, reason?: string): void {
+    if (this.#closed) return
+    const previous = this.#state
+    if (state === previous && reason === undefined) return
+    this.#state = state
+    this.#emit(reason === undefined ? { type: 'state', state, previous } : { type: 'state', state, previous, reason })
+  }
+
+  #emit(event: EventBody): void {
+    if (this.#closed) return
+    this.events.emit({ at: new Date().toISOString(), ...event } as SessionEvent)
+  }
+}
+
+export function roleReason(ours: PublicKey, theirs: PublicKey, role: IceRole): string {
+  return role === 'controlling'
+    ? `our key ${ours.short}… < their key ${theirs.short}…: we control`
+    : `our key ${ours.short}… > their key ${theirs.short}…: they control`
+}
+
+function describeIncoming(message: Message): string | undefined {
+  if (message.credentials) {
+    const c = message.credentials
+    return `ufrag ${shortUfrag(c.ufrag)}${c.needCreds ? ', need creds' : ''}`
+  }
+  if (message.candidate) {
+    try {
+      return formatCandidate(candidateInfoFromProto(message.candidate))
+    } catch {
+      return 'unusable candidate'
+    }
+  }
+  return undefined
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
