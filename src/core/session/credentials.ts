@@ -18,7 +18,7 @@ const UNBIASED_LIMIT = Math.floor(256 / CREDENTIAL_ALPHABET.length) * CREDENTIAL
 export function randomLetters(length: number): string {
   let out = ''
   while (out.length < length) {
-    for (const byte of randomBytes(length - out.length + 8)) {
+    for (const byte of randomBytes(Math.min(length - out.length + 8, 4096))) {
       if (byte >= UNBIASED_LIMIT) continue
       out += CREDENTIAL_ALPHABET[byte % CREDENTIAL_ALPHABET.length]
       if (out.length === length) break
