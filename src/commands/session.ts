@@ -25,8 +25,8 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
   static override flags = {
     ...keyFlags,
     ...backendFlags,
-    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true }),
-    interface: Flags.string({ char: 'i', summary: 'Take host candidates only from this interface name or IP; repeatable.', multiple: true }),
+    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true, multipleNonGreedy: true }),
+    interface: Flags.string({ char: 'i', summary: 'Take host candidates only from this interface name or IP; repeatable.', multiple: true, multipleNonGreedy: true }),
     loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
     'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up.' }),
     timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected within this many seconds.', min: 1 }),
@@ -50,7 +50,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       },
       signal: shutdown.signal,
     })
-    const unmount = this.wantsNdjson(flags.json) ? (session.events.on(writeNdjson), () => {}) : (await import('../ui/session-view.js')).showSession(session.events)
+    const unmount = this.wantsNdjson(flags.json) ? (session.events.on(writeNdjson), async () => {}) : (await import('../ui/session-view.js')).showSession(session.events)
 
     const goal = new AbortController()
     let connected = false
@@ -73,7 +73,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       await session.close()
       await client.backend.close()
       shutdown.dispose()
-      unmount()
+      await unmount()
     }
     if (failure) this.fail(failure.message, failure.exit)
   }

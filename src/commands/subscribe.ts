@@ -24,7 +24,7 @@ Exit: 0 when --count is reached, or at --timeout if no --count was given; 4 at -
   static override flags = {
     ...keyFlags,
     ...backendFlags,
-    from: Flags.string({ summary: 'Only messages from this public key; repeatable. Default: any sender.', multiple: true }),
+    from: Flags.string({ summary: 'Only messages from this public key; repeatable. Default: any sender.', multiple: true, multipleNonGreedy: true }),
     count: Flags.integer({ char: 'n', summary: 'Exit 0 after this many messages.', min: 1 }),
     timeout: Flags.integer({ char: 't', summary: 'Stop after this many seconds.', min: 1 }),
   }
@@ -37,7 +37,7 @@ Exit: 0 when --count is reached, or at --timeout if no --count was given; 4 at -
     const { Inbox } = await import('../core/inbox.js')
     const inbox = new Inbox({ backend: client.backend, ours: client.key, from })
     const ndjson = this.wantsNdjson(flags.json)
-    const unmount = ndjson ? (inbox.events.on(writeNdjson), () => {}) : (await import('../ui/inbox-view.js')).showInbox(inbox.events)
+    const unmount = ndjson ? (inbox.events.on(writeNdjson), async () => {}) : (await import('../ui/inbox-view.js')).showInbox(inbox.events)
 
     let received = 0
     const done = new AbortController()
@@ -55,7 +55,7 @@ Exit: 0 when --count is reached, or at --timeout if no --count was given; 4 at -
       shutdown.dispose()
       await inbox.close()
       await client.backend.close()
-      unmount()
+      await unmount()
     }
     if (flags.count && received < flags.count && !shutdown.signal.aborted) {
       this.fail(`timed out after ${flags.timeout} s with ${received} of ${flags.count} messages`, ExitCode.Timeout)

@@ -1,9 +1,10 @@
 // The demo on a terminal: one log for both peers (labelled A and B), and their two panels side by side.
-import { Box, render, Static, Text } from 'ink'
+import { Box, Static, Text } from 'ink'
 import type { DemoEvent } from '../core/demo.js'
 import type { Emitter } from '../core/emitter.js'
 import { clock } from './format.js'
 import { SessionLogLine, SessionPanel } from './session-view.js'
+import { mount } from './mount.js'
 import { useEvents } from './use-events.js'
 
 function DemoLine({ event }: { event: DemoEvent }) {
@@ -42,7 +43,6 @@ function LiveDemo({ emitter }: { emitter: Emitter<DemoEvent> }) {
   return <DemoView events={useEvents(emitter)} />
 }
 
-export function showDemo(emitter: Emitter<DemoEvent>): () => void {
-  const app = render(<LiveDemo emitter={emitter} />)
-  return () => app.unmount()
+export function showDemo(emitter: Emitter<DemoEvent>): () => Promise<void> {
+  return mount(<LiveDemo emitter={emitter} />)
 }

@@ -1,8 +1,9 @@
 // Live view of `subscribe`: a growing log of messages and errors, a status line below it.
-import { Box, render, Static, Text } from 'ink'
+import { Box, Static, Text } from 'ink'
 import type { Emitter } from '../core/emitter.js'
 import type { InboxEvent } from '../core/inbox.js'
 import { bytes, clock, shortKey } from './format.js'
+import { mount } from './mount.js'
 import { useEvents } from './use-events.js'
 
 export function InboxLine({ event }: { event: InboxEvent }) {
@@ -57,7 +58,6 @@ function LiveInbox({ emitter }: { emitter: Emitter<InboxEvent> }) {
 }
 
 /** Mounts the live view; the returned function unmounts it (call before the process exits). */
-export function showInbox(emitter: Emitter<InboxEvent>): () => void {
-  const app = render(<LiveInbox emitter={emitter} />)
-  return () => app.unmount()
+export function showInbox(emitter: Emitter<InboxEvent>): () => Promise<void> {
+  return mount(<LiveInbox emitter={emitter} />)
 }

@@ -1,10 +1,11 @@
 // Live view of a session: a growing log of envelopes, candidates and state changes (Ink <Static>), and a
 // panel below it with keys, role and why, the state timeline, the selected pair and the RTT.
-import { Box, render, Static, Text } from 'ink'
+import { Box, Static, Text } from 'ink'
 import type { Emitter } from '../core/emitter.js'
 import type { CandidateInfo, SessionEvent, SessionState } from '../core/session/events.js'
 import { bytes, clock, shortKey } from './format.js'
 import { summarize } from './session-summary.js'
+import { mount } from './mount.js'
 import { useEvents } from './use-events.js'
 
 const stateColor: Record<SessionState, string> = {
@@ -151,7 +152,6 @@ function LiveSession({ emitter }: { emitter: Emitter<SessionEvent> }) {
 }
 
 /** Mounts the live view; the returned function unmounts it. */
-export function showSession(emitter: Emitter<SessionEvent>): () => void {
-  const app = render(<LiveSession emitter={emitter} />)
-  return () => app.unmount()
+export function showSession(emitter: Emitter<SessionEvent>): () => Promise<void> {
+  return mount(<LiveSession emitter={emitter} />)
 }
