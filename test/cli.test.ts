@@ -117,9 +117,9 @@ describe('signal, subscribe and publish', () => {
   })
 
   it('a bad peer key is a usage error naming the argument', async () => {
-    const r = await runCli(['publish', 'nope', '--message', '{}'], { env: { CUNICU_PRIVATE_KEY: PrivateKey.generate().toBase64() } })
+    const r = await runCli(['publish', 'not-a-key', '--message', '{}'], { env: { CUNICU_PRIVATE_KEY: PrivateKey.generate().toBase64() } })
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/PEER_PK #1 "nope" is not valid base64/)
+    expect(r.stderr).toMatch(/PEER_PK #1 "not-a-key" is not valid base64/)
   })
 
   it('a missing key is a one-line error with a hint', async () => {

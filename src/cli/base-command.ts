@@ -36,8 +36,12 @@ export abstract class BaseCommand extends Command {
 
   protected override async catch(err: Interfaces.CommandError) {
     const exit = (err as { oclif?: { exit?: number } }).oclif?.exit
-    // oclif's parse errors have no exit code of their own: they are usage errors.
-    process.exitCode = exit ?? (err.name?.includes('Parse') || /flag|argument/i.test(err.message) ? ExitCode.Usage : err.exitCode ?? ExitCode.Error)
-    return super.catch(err)
+    // oclif's parse errors carry no exit code of their own: they are usage errors.
+    const parseError = exit === undefined && /Parse|Required|Nonexistent|Unexpected|Validation|Flag|Arg/.test(err.constructor?.name ?? '')
+    process.exitCode = exit ?? (parseError ? ExitCode.Usage : (err.exitCode ?? ExitCode.Error))
+    if (this.jsonEnabled()) return super.catch(err)
+    // One unwrapped line per message, no stack: users grep and scripts parse it.
+    process.stderr.write(`Error: ${err.message}\n`)
+    if (!exit && !parseError && process.env.DEBUG) process.stderr.write(`${err.stack}\n`)
   }
 }

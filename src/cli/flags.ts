@@ -19,6 +19,7 @@ export const backendFlags = {
     summary: 'Signaling backend URL; repeat for several at once.',
     description: `grpc://HOST:PORT (TLS; ?insecure=true for plain text, ?skip_verify=true to skip certificate checks), inprocess:. Env CUNICU_BACKEND takes a comma-separated list. Default: ${DEFAULT_BACKEND}`,
     multiple: true,
+    multipleNonGreedy: true, // `-b URL PEER_PK` must leave PEER_PK to the argument
   }),
   'ca-file': Flags.string({ summary: 'PEM file of CA certificates to trust for grpc:// TLS instead of the system roots.' }),
   'publish-timeout': Flags.integer({ summary: 'Seconds a publish may take before it fails.', default: 10, min: 1 }),

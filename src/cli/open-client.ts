@@ -18,7 +18,7 @@ export async function openClient(
   let key: PrivateKey
   try {
     const loaded = await loadPrivateKey(flags['key-file'])
-    loaded.warnings.forEach((w) => command.warn(w))
+    loaded.warnings.forEach((w) => process.stderr.write(`${w}\n`))
     key = loaded.key
   } catch (err) {
     command.error((err as Error).message, { exit: ExitCode.Usage })
