@@ -1,8 +1,11 @@
 // Two sessions over in-process backends, on loopback: connect, verify, late peer, restart, reordering
 // and duplicates, a lonely peer. Every wait is on an event with a deadline; every session is closed.
+import { createSocket } from 'node:dgram'
 import { afterEach, describe, expect, it } from 'vitest'
+import { CandidateType, NetworkType } from '../src/gen/feature/epdisc_candidate.js'
+import { Message } from '../src/gen/signaling/signaling.js'
 import { InprocessBackend } from '../src/core/backends/inprocess.js'
-import type { Backend } from '../src/core/backend.js'
+import type { Backend, ReceivedMessage } from '../src/core/backend.js'
 import type { PrivateKey } from '../src/core/keys.js'
 import { Session, type SessionOptions } from '../src/core/session/index.js'
 import type { SessionEvent } from '../src/core/session/events.js'
@@ -137,6 +140,42 @@ describe('Session over the in-process backend (loopback ICE)', () => {
     await Promise.all([verified(a), verified(b)])
     const inA = a.log.events.filter((e) => e.type === 'envelope' && e.direction === 'in').length
     expect(inA).toBeGreaterThan(2)
+  })
+
+  it('after an ICE failure, goes back to idle with new credentials (a peer that signals but never answers checks)', async () => {
+    const [small, large] = orderedKeys()
+    const a = peer(small, large, { ice: { loopback: true, connectTimeoutMs: 8000 } })
+    // The fake peer speaks the signaling protocol by hand and points at a UDP socket that never answers.
+    const fake = new InprocessBackend()
+    const silent = createSocket('udp4')
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve))
+    const fromA: Message[] = []
+    const handler = { onMessage: (r: ReceivedMessage) => void fromA.push(r.message) }
+    try {
+      await fake.subscribe({ ours: large, theirs: small.publicKey }, handler)
+      await a.session.start()
+      await fake.publish(large, small.publicKey, Message.fromPartial({ credentials: { ufrag: 'F'.repeat(16), pwd: 'f'.repeat(32), needCreds: true } }))
+      const port = (silent.address() as { port: number }).port
+      await fake.publish(large, small.publicKey, Message.fromPartial({
+        candidate: { type: CandidateType.HOST, networkType: NetworkType.UDP4, component: 1, priority: 2130706431, foundation: 'x', address: '127.0.0.1', port },
+      }))
+      const failed = await waitFor(a.session.events, isState('failed'), 10_000, 'state failed', a.log.events)
+      expect(failed.reason).toMatch(/candidate pair failed|did not connect/)
+      const states = a.log.events.filter(isType('state')).map((e) => e.state)
+      expect(states).toEqual(['gathering', 'connecting', 'checking', 'failed'])
+      const idle = await waitFor(a.session.events, isState('idle'), 5000, 'state idle again', a.log.events)
+      expect(idle.reason).toMatch(/new credentials/)
+      const creds = fromA.filter((m) => m.credentials).map((m) => m.credentials!)
+      // Our first request (sent at start), later a new agent's request with a new ufrag.
+      expect(creds[0]!.needCreds).toBe(true)
+      await waitFor(a.session.events, (e): e is SessionEvent => fromA.filter((m) => m.credentials?.needCreds).length >= 2, 5000, 'new credentials')
+      const ufrags = new Set(fromA.filter((m) => m.credentials).map((m) => m.credentials!.ufrag))
+      expect(ufrags.size).toBe(2)
+    } finally {
+      await fake.unsubscribe({ ours: large, theirs: small.publicKey }, handler)
+      await fake.close()
+      silent.close()
+    }
   })
 
   it('waits idle for a peer that never comes, resending with back-off, and closes without leftovers', async () => {

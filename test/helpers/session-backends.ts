@@ -65,3 +65,51 @@ export class ShufflingBackend implements Backend {
     await this.#inner.close()
   }
 }
+
+/** Passes everything through, and lets a test play the backend's status changes and envelope failures. */
+export class ScriptedBackend implements Backend {
+  readonly url: string
+  readonly type: Backend['type']
+  readonly #inner: Backend
+  readonly #statusListeners = new Set<(status: BackendStatus) => void>()
+  readonly handlers = new Set<MessageHandler>()
+  published = 0
+
+  constructor(inner: Backend) {
+    this.#inner = inner
+    this.url = inner.url
+    this.type = inner.type
+  }
+
+  subscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {
+    this.handlers.add(handler)
+    return this.#inner.subscribe(key, handler, signal)
+  }
+
+  unsubscribe(key: SubscriptionKey, handler: MessageHandler): Promise<void> {
+    this.handlers.delete(handler)
+    return this.#inner.unsubscribe(key, handler)
+  }
+
+  publish(ours: PrivateKey, to: PublicKey, message: Message, signal?: AbortSignal): Promise<PublishResult> {
+    this.published++
+    return this.#inner.publish(ours, to, message, signal)
+  }
+
+  onStatus(listener: (status: BackendStatus) => void): () => void {
+    this.#statusListeners.add(listener)
+    const off = this.#inner.onStatus(listener)
+    return () => {
+      this.#statusListeners.delete(listener)
+      off()
+    }
+  }
+
+  emitStatus(status: BackendStatus): void {
+    for (const listener of [...this.#statusListeners]) listener(status)
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close()
+  }
+}
