@@ -195,13 +195,13 @@ export class GrpcBackend extends EnvelopeBackend {
 
   /** A status as a user can act on it: "unreachable: connection refused (is `cunicu-ts signal` running?)". */
   #describe(err: ServiceError, timeoutMs: number): string {
-    const details = err.details || err.message
+    const details = cleanDetails(err.details || err.message)
     if (err.code === grpcStatus.DEADLINE_EXCEEDED) return `did not answer within ${timeoutMs} ms${this.#hint()}`
     if (err.code === grpcStatus.UNAVAILABLE) {
       if (/ECONNREFUSED/.test(details)) return `unreachable: connection refused (is \`cunicu-ts signal\` running?)`
-      if (/ENOTFOUND|EAI_AGAIN/.test(details)) return `unreachable: host name not found (${details})`
+      if (/ENOTFOUND|EAI_AGAIN|Name resolution failed/.test(details)) return `unreachable: host name not found (${details})`
       if (/wrong version number|packet length too long|WRONG_VERSION_NUMBER/i.test(details)) {
-        return `unreachable: TLS handshake failed; the server may be plain text (add ?insecure=true) (${details})`
+        return 'unreachable: TLS handshake failed, the server answered in plain text (add ?insecure=true)'
       }
       if (/certificate|self.signed|CERT_/i.test(details)) {
         return `unreachable: TLS certificate rejected (${details}); pass a CA file, or ?skip_verify=true to skip verification`
@@ -216,6 +216,13 @@ export class GrpcBackend extends EnvelopeBackend {
       ? ' (is the server using TLS? then drop ?insecure=true)'
       : ' (is the server plain text? then add ?insecure=true)'
   }
+}
+
+/** grpc-js wraps the cause in "No connection established. Last error: Error: … (date). Resolution note: ". */
+function cleanDetails(details: string): string {
+  const cause = /Last error: (?:Error: )?([^\n]*?)\s*(?:\([0-9T:.\-]+Z\))?\s*\.?\s*(?:Resolution note:.*)?$/s.exec(details)?.[1]
+  const text = (cause ?? details).split('\n')[0]!.trim()
+  return text === 'Failed to connect' ? 'connection failed' : text
 }
 
 function booleanParam(url: URL, name: string): boolean {

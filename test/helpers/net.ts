@@ -1,0 +1,35 @@
+// Loopback stand-ins for broken servers: a port nobody listens on, and a server that accepts TCP but
+// never speaks HTTP/2 (the "hangs forever" case every client deadline must cover).
+import { createServer, type Server, type Socket } from 'node:net'
+
+export async function unusedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+export interface SilentServer {
+  port: number
+  close(): Promise<void>
+}
+
+export async function silentServer(): Promise<SilentServer> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
