@@ -98,6 +98,23 @@ describe('GrpcBackend', () => {
       expect(Date.now() - started).toBeLessThan(3000)
     })
 
+    it('settles a pending subscribe when the backend is closed', async () => {
+      const a = await openBackend(`grpc://127.0.0.1:${silent.port}?insecure=true`, { connectTimeoutMs: 20_000 })
+      const pending = a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} })
+      const started = Date.now()
+      await a.close()
+      await expect(withTimeout(pending, 5000, 'subscribe to settle')).rejects.toThrow(/closed before the subscription was live/)
+      expect(Date.now() - started).toBeLessThan(5000)
+    })
+
+    it('rejects a pending subscribe when its signal aborts', async () => {
+      const a = await backend(`grpc://127.0.0.1:${silent.port}?insecure=true`, { connectTimeoutMs: 20_000 })
+      const abort = new AbortController()
+      const pending = a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} }, abort.signal)
+      abort.abort()
+      await expect(withTimeout(pending, 5000, 'subscribe to settle')).rejects.toThrow(/aborted/)
+    })
+
     it('rejects publish after publishTimeoutMs', async () => {
       const a = await backend(`grpc://127.0.0.1:${silent.port}?insecure=true`, { publishTimeoutMs: 300 })
       const err = await a.publish(PrivateKey.generate(), PrivateKey.generate().publicKey, candidate(1)).catch((e) => e)

@@ -162,7 +162,7 @@ describe('SignalingServer', () => {
   it('serves the standard health check', async () => {
     const { server } = await startServer()
     const Health = makeGenericClientConstructor(healthService as unknown as ServiceDefinition, 'Health')
-    const health = new Health(server.address, credentials.createInsecure()) as Client & {
+    const health = new Health(server.address, credentials.createInsecure()) as unknown as Client & {
       check(req: { service: string }, cb: (err: ServiceError | null, res: { status: string }) => void): void
     }
     closers.push(() => health.close())
@@ -187,7 +187,7 @@ describe('SignalingServer', () => {
     const call = client.ServerReflectionInfo()
     const names = await withTimeout(
       new Promise<string[]>((resolve, reject) => {
-        call.on('data', (res) => resolve((res.listServicesResponse?.service ?? []).map((s) => s.name)))
+        call.on('data', (res: { listServicesResponse?: { service: { name: string }[] } }) => resolve((res.listServicesResponse?.service ?? []).map((s) => s.name)))
         call.on('error', reject)
         call.write({ listServices: '*' })
       }),

@@ -143,9 +143,14 @@ export class GrpcBackend extends EnvelopeBackend {
       on.live()
     })
     const broken = (reason: string): void => {
-      if (!end() || state.stopped || this.closed) return
-      if (synced) this.#reconnect(state, reason)
-      else on.failed(reason)
+      if (!end()) return
+      const ours = state.stopped || this.closed
+      if (synced) {
+        if (!ours) this.#reconnect(state, reason)
+      } else {
+        // Settle even when we cancelled it ourselves, so a pending subscribe() never hangs.
+        on.failed(ours ? 'was closed before the subscription was live' : reason)
+      }
     }
     call.on('error', (err: ServiceError) => broken(this.#describe(err, this.#connectTimeoutMs)))
     call.on('end', () => broken('closed the subscription stream'))
