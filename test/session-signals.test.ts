@@ -75,6 +75,47 @@ describe('Session against scripted peers', () => {
     expect(log.events.indexOf(remote[0]!)).toBeLessThan(log.events.findIndex(isState('gathering')))
   })
 
+  it('restarts for every new set of peer credentials, ignores late copies of retired ones, and warns about a restart storm', async () => {
+    const [small, large] = orderedKeys()
+    const backend = new InprocessBackend()
+    const session = new Session({ backend, ours: small, theirs: large.publicKey, ice: { loopback: true } })
+    const log = record(session.events)
+    const fake = new InprocessBackend()
+    const handler = { onMessage: () => {} }
+    cleanups.push(async () => {
+      await session.close()
+      await fake.unsubscribe({ ours: large, theirs: small.publicKey }, handler)
+      await fake.close()
+      await backend.close()
+    })
+    await fake.subscribe({ ours: large, theirs: small.publicKey }, handler)
+    await session.start()
+    const send = (creds: { ufrag: string; pwd: string }) =>
+      fake.publish(large, small.publicKey, Message.fromPartial({ credentials: { ...creds, needCreds: true } }))
+    const all = Array.from({ length: 6 }, () => generateCredentials())
+    const restarts = () => log.events.filter(isState('restarting')).length
+    await send(all[0]!)
+    await waitFor(session.events, isState('gathering'), 2000, 'gathering', log.events)
+    for (let i = 1; i < all.length; i++) {
+      await send(all[i]!)
+      await waitFor(session.events, (e): e is SessionEvent => restarts() === i, 2000, `restart ${i}`, log.events)
+    }
+    const answers = log.events.filter((e) => e.type === 'envelope' && e.direction === 'out' && e.kind === 'credentials')
+    // A late copy of credentials the peer already replaced is not another restart.
+    await send(all[2]!)
+    await send(all[5]!) // and an identical duplicate is not one either; it is answered
+    await waitFor(
+      session.events,
+      (e): e is SessionEvent => log.events.filter((x) => x.type === 'envelope' && x.direction === 'out' && x.kind === 'credentials').length > answers.length,
+      2000,
+      'answer to the duplicate',
+      log.events,
+    )
+    expect(restarts()).toBe(5)
+    const storm = log.events.filter(isType('error')).filter((e) => /restarted 5 times within 30 s/.test(e.message))
+    expect(storm).toHaveLength(1)
+  })
+
   it('forwards backend status, and resends credentials at once when the backend is back', async () => {
     const [small, large] = orderedKeys()
     const backend = new ScriptedBackend(new InprocessBackend())

@@ -43,6 +43,9 @@ const RECENT_CANDIDATE_TTL_MS = 30_000
 const RECENT_CANDIDATE_LIMIT = 64
 /** Remote credentials the peer has moved on from; late copies of them must not look like another restart. */
 const RETIRED_LIMIT = 64
+/** This many peer restarts within the window is no longer a peer restarting: most likely its key runs twice. */
+const RESTART_STORM_COUNT = 5
+const RESTART_STORM_WINDOW_MS = 30_000
 
 /** Distributes Omit over the union, so each event variant keeps its own fields. */
 type EventBody = SessionEvent extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never
@@ -78,6 +81,8 @@ export class Session {
   readonly #recent = new Map<string, { info: CandidateInfo; at: number }>()
   readonly #backendStates = new Map<string, BackendStatus['state']>()
   readonly #agentsClosing = new Set<Promise<void>>()
+  #peerRestarts: number[] = []
+  #stormReported = false
   #state: SessionState = 'idle'
   #started = false
   #closed = false
@@ -240,6 +245,7 @@ export class Session {
     }
     // New credentials: the peer has a new agent, so ours must be new too (its checks use fresh credentials).
     this.#retire(attempt.remote)
+    this.#notePeerRestart()
     this.#setState('restarting', `the peer restarted its ICE agent (new ufrag ${shortUfrag(remote.ufrag)})`)
     this.#endAttempt(attempt)
     clearTimeout(this.#restartTimer)
@@ -248,6 +254,24 @@ export class Session {
     // needCreds: the peer's new agent has not seen our new credentials; this message also answers its request.
     this.#sendCredentials(next, true)
     this.#startAgent(next)
+  }
+
+  /**
+   * Two processes with the same key answer each other's restarts with restarts; each one is legitimate on its
+   * own, so nothing is dropped, but the user gets told once what is probably wrong.
+   */
+  #notePeerRestart(): void {
+    const now = Date.now()
+    this.#peerRestarts = this.#peerRestarts.filter((t) => now - t < RESTART_STORM_WINDOW_MS)
+    this.#peerRestarts.push(now)
+    if (this.#peerRestarts.length >= RESTART_STORM_COUNT && !this.#stormReported) {
+      this.#stormReported = true
+      this.#emit({
+        type: 'error',
+        source: 'ice',
+        message: `the peer ${this.#o.theirs.short}… restarted ${this.#peerRestarts.length} times within ${RESTART_STORM_WINDOW_MS / 1000} s: is its key used by two running peers?`,
+      })
+    }
   }
 
   #retire(credentials: IceCredentials): void {
