@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { BackendError, openBackend, type Backend, type BackendOptions, type BackendStatus, type ReceivedMessage } from '../src/core/backend.js'
 import { PrivateKey } from '../src/core/keys.js'
@@ -190,6 +192,19 @@ describe('GrpcBackend', () => {
     await expect(a.publish(PrivateKey.generate(), PrivateKey.generate().publicKey, candidate(1))).rejects.toThrow(/is closed/)
     await expect(a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} })).rejects.toThrow(/is closed/)
   })
+
+  it('leaves no handle behind: a process that closed server and backends exits by itself', async () => {
+    const script = fileURLToPath(new URL('./helpers/exit-check.ts', import.meta.url))
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    closers.push(() => child.exitCode === null && child.kill())
+    const code = await withTimeout(exit, 20_000, `the child to exit (output so far: ${output})`)
+    expect(output).toContain('closed')
+    expect(code).toBe(0)
+  }, 30_000)
 
   it('rejects a bad query value', async () => {
     await expect(openBackend('grpc://127.0.0.1:1?insecure=maybe')).rejects.toThrow(/insecure=maybe is not true or false/)
