@@ -231,15 +231,37 @@ describe('path probe sealing', () => {
       expect(probeB.handle(sentByA[0]!)).toBe(true)
       expect(sentByB.length).toBe(1)
       expect(probeA.handle(sentByB[0]!)).toBe(true)
-      expect(results).toEqual(['verified true'])
-      // After verifying, A still answers B's requests.
+      // A has its answer but has not answered B yet: not settled, so A cannot leave B unanswered.
+      expect(results).toEqual([])
       probeB.start()
       expect(probeA.handle(sentByB[1]!)).toBe(true)
       expect(openProbe(key, sentByA.at(-1)!)?.type).toBe('response')
+      expect(results).toEqual(['verified true'])
+      // After verifying, A still answers B's requests.
+      expect(probeA.handle(sentByB[1]!)).toBe(true)
+      expect(results).toEqual(['verified true'])
     } finally {
       probeA.stop()
       probeB.stop()
     }
+  })
+
+  it('is verified at the deadline when the peer answers us but never probes us itself', async () => {
+    let probeB!: PathProbe
+    const rtt = await new Promise<number>((resolve, reject) => {
+      probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, send: async () => {}, onVerified: () => {}, onUnverified: () => {} })
+      const probeA: PathProbe = new PathProbe({
+        key, role: 'controlling', timeoutMs: 300, intervalMs: 1000,
+        // B answers each of A's requests, but B itself never starts probing.
+        send: async (d) => void probeB.handle(d),
+        onVerified: resolve,
+        onUnverified: reject,
+      })
+      probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, send: async (d) => void probeA.handle(d), onVerified: () => {}, onUnverified: () => {} })
+      probeA.start()
+    })
+    probeB.stop()
+    expect(rtt).toBeGreaterThan(0)
   })
 
   it('gives up with a plain reason when nobody answers', async () => {

@@ -98,6 +98,10 @@ export class PathProbe {
   #deadline?: NodeJS.Timeout
   #settled = false
   #stopped = false
+  /** Our request's round trip, once the peer answered it. */
+  #rttMs?: number
+  /** Whether we answered at least one of the peer's requests. */
+  #answeredPeer = false
 
   constructor(options: PathProbeOptions) {
     this.#o = { intervalMs: 200, ...options }
@@ -114,6 +118,8 @@ export class PathProbe {
     this.#deadline = setTimeout(() => {
       if (this.#settled) return
       this.#finish()
+      // They answered us but never probed us themselves: still proof in both directions.
+      if (this.#rttMs !== undefined) return this.#o.onVerified(this.#rttMs)
       const seconds = this.#o.timeoutMs % 1000 === 0 ? `${this.#o.timeoutMs / 1000} s` : `${this.#o.timeoutMs} ms`
       this.#o.onUnverified(
         `the peer did not answer path probes within ${seconds}: it may not be cunicu-ts; the ICE path is connected but unverified`,
@@ -130,14 +136,26 @@ export class PathProbe {
     if (packet.type === 'request') {
       const response = sealProbe(this.#o.key, { type: 'response', from: this.#o.role, id: packet.id, timestamp: Date.now() })
       this.#o.send(response).catch((err: unknown) => this.#o.onError?.(`could not answer a path probe: ${(err as Error).message}`))
+      this.#answeredPeer = true
+      this.#settleIfDone()
       return true
     }
     const sentAt = this.#outstanding.get(packet.id)
-    if (sentAt === undefined || this.#settled) return true
-    const rttMs = Math.max(performance.now() - sentAt, 0.001)
-    this.#finish()
-    this.#o.onVerified(Math.round(rttMs * 1000) / 1000)
+    if (sentAt === undefined || this.#rttMs !== undefined) return true
+    this.#rttMs = Math.round(Math.max(performance.now() - sentAt, 0.001) * 1000) / 1000
+    clearInterval(this.#interval) // our question is answered; keep waiting (until the deadline) for theirs
+    this.#settleIfDone()
     return true
+  }
+
+  /**
+   * Verified once they answered us AND we answered them: then both sides have their proof, and a side
+   * that exits right after 'verified' never leaves the other one unanswered.
+   */
+  #settleIfDone(): void {
+    if (this.#settled || this.#rttMs === undefined || !this.#answeredPeer) return
+    this.#finish()
+    this.#o.onVerified(this.#rttMs)
   }
 
   /** Stops sending; later datagrams are ignored. Idempotent. */
