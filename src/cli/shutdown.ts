@@ -9,7 +9,10 @@ export function abortOnSignals(signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']
   for (const s of signals) process.on(s, onSignal)
   return {
     signal: controller.signal,
-    dispose: () => signals.forEach((s) => process.off(s, onSignal)),
+    // Once a shutdown began, the handler stays until exit: a second signal must still mean "now".
+    dispose: () => {
+      if (!controller.signal.aborted) signals.forEach((s) => process.off(s, onSignal))
+    },
   }
 }
 
