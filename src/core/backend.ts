@@ -79,6 +79,7 @@ type BackendFactory = (url: URL, options: BackendOptions) => Promise<Backend>
 const factories = new Map<string, BackendFactory>([
   ['grpc:', async (url, o) => new (await import('./backends/grpc.js')).GrpcBackend(url, o)],
   ['inprocess:', async (url) => new (await import('./backends/inprocess.js')).InprocessBackend(url)],
+  ['multicast:', async (url) => new (await import('./backends/multicast.js')).MulticastBackend(url)],
 ])
 
 /** Adds a scheme ("name:"), so a new backend is one file plus one call. */
