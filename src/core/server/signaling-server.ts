@@ -21,6 +21,7 @@ import { serverBuildInfo } from './build-info.js'
 import { packageVersion, protoDir, SIGNALING_PROTO } from './package-root.js'
 import { SubscriberQueue } from './subscriber-queue.js'
 import { Topics } from './topics.js'
+import { RELAY_PROTO, RelayRegistry } from './relay-registry.js'
 
 export interface ServerLimits {
   /** Largest serialized Envelope a publisher may send. */
@@ -44,6 +45,8 @@ export interface SignalingServerOptions {
   limits?: Partial<ServerLimits>
   /** Reported by GetBuildInfo; defaults to package.json's version. */
   version?: string
+  /** `--relay` URLs served through cunīcu's RelayRegistry.GetRelays (none: the service is not offered). */
+  relays?: string[]
 }
 
 export interface ServerStats {
@@ -95,6 +98,15 @@ const wireService = {
 const SYNC_FRAME = Buffer.from(Envelope.encode(Envelope.create()).finish())
 
 let reflectionPackage: Promise<PackageDefinition> | undefined
+let reflectionWithRelays: Promise<PackageDefinition> | undefined
+
+/** Reflection also lists RelayRegistry when this server offers it. */
+function loadReflectionPackageFor(relays: RelayRegistry | undefined): Promise<PackageDefinition> {
+  if (!relays) return loadReflectionPackage()
+  reflectionWithRelays ??= loadProto([SIGNALING_PROTO, RELAY_PROTO], { includeDirs: [protoDir()] })
+  reflectionWithRelays.catch(() => (reflectionWithRelays = undefined))
+  return reflectionWithRelays
+}
 
 function loadReflectionPackage(): Promise<PackageDefinition> {
   // signaling.proto only: reflection lists every service it is fed, and this server does not serve RelayRegistry.
@@ -125,7 +137,8 @@ export class SignalingServer {
   static async start(options: SignalingServerOptions): Promise<SignalingServer> {
     const limits = resolveLimits(options.limits)
     const { host, port } = parseListen(options.listen)
-    const pkg = await loadReflectionPackage()
+    const relays = options.relays?.length ? new RelayRegistry(options.relays) : undefined
+    const pkg = await loadReflectionPackageFor(relays)
     const server = new Server({
       // Bounds what one request may make us hold; envelopes between the limit and this get our own,
       // clearer RESOURCE_EXHAUSTED message from publish().
@@ -134,6 +147,7 @@ export class SignalingServer {
     const self = new SignalingServer(server, limits, options.version ?? packageVersion())
     server.addService(wireService, self.#implementation())
     self.#health.addToServer(server)
+    relays?.addToServer(server)
     new ReflectionService(pkg).addToServer(server)
 
     const credentials = options.tls
