@@ -201,7 +201,8 @@ describe('SignalingServer', () => {
 
   it('drops the oldest envelopes of a stuck reader without slowing the others', async () => {
     const limit = 64
-    const { server, client } = await startServer({ queueMaxEnvelopes: limit })
+    // The publish rate limit is not what this test is about: lift it so 5000 publishes go through at once.
+    const { server, client } = await startServer({ queueMaxEnvelopes: limit, publishRatePerSecond: 1e6, publishBurst: 1e6 })
     const key = randomKey()
     // Its own connection, so its full HTTP/2 window cannot hold back the fast reader's.
     const stuckClient = rawClient(server.address, { 'grpc.use_local_subchannel_pool': 1 })

@@ -16,9 +16,12 @@ import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
 import type { BuildInfo, Empty } from '../../gen/common.js'
 import { Envelope, SignalingService, type SubscribeParams } from '../../gen/signaling/signaling.js'
-import { KEY_LENGTH } from '../keys.js'
+import { KEY_LENGTH, type PublicKey } from '../keys.js'
+import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
+import { ConnectionLimits } from './connection-limits.js'
 import { packageVersion, protoDir, SIGNALING_PROTO } from './package-root.js'
+import { SubscribeAuthenticator, type SubscribeAuthOptions } from './subscribe-auth.js'
 import { SubscriberQueue } from './subscriber-queue.js'
 import { Topics } from './topics.js'
 import { RELAY_PROTO, RelayRegistry } from './relay-registry.js'
@@ -30,12 +33,31 @@ export interface ServerLimits {
   queueMaxEnvelopes: number
   /** Bytes waiting for one slow subscriber before the oldest envelope is dropped. */
   queueMaxBytes: number
+  /** Open Subscribe streams one HTTP/2 connection may hold. */
+  maxSubscriptionsPerConnection: number
+  /** Open Subscribe streams on the whole server. */
+  maxStreams: number
+  /**
+   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams): calls past it wait
+   * in the client. Must exceed maxSubscriptionsPerConnection, or an extra subscription would wait forever
+   * instead of being refused with a status.
+   */
+  maxConnectionStreams: number
+  /** Sustained publishes per second per connection (token bucket rate). */
+  publishRatePerSecond: number
+  /** Publishes one connection may send at once after being idle (token bucket size). */
+  publishBurst: number
 }
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
   maxEnvelopeBytes: 65536,
   queueMaxEnvelopes: 1024,
   queueMaxBytes: 4 * 1024 * 1024,
+  maxSubscriptionsPerConnection: 64,
+  maxStreams: 10_000,
+  maxConnectionStreams: 256,
+  publishRatePerSecond: 200,
+  publishBurst: 400,
 }
 
 export interface SignalingServerOptions {
@@ -45,6 +67,8 @@ export interface SignalingServerOptions {
   limits?: Partial<ServerLimits>
   /** Reported by GetBuildInfo; defaults to package.json's version. */
   version?: string
+  /** `signal --require-auth`: Subscribe needs a proof of holding the key (src/core/auth-proof.ts). Off by default. */
+  auth?: SubscribeAuthOptions
   /** `--relay` URLs served through cunīcu's RelayRegistry.GetRelays (none: the service is not offered). */
   relays?: string[]
 }
@@ -60,6 +84,10 @@ export interface ServerStats {
   delivered: number
   /** Envelope copies dropped from a slow subscriber's full queue, or still queued when its stream ended. */
   dropped: number
+  /** Publish calls answered with an error status (malformed, too large, over the rate). */
+  refusedPublishes: number
+  /** Subscribe calls answered with an error status (malformed key, a limit, no valid proof). */
+  refusedSubscribes: number
 }
 
 export class SignalingServerError extends Error {
@@ -69,15 +97,24 @@ export class SignalingServerError extends Error {
 export const SIGNALING_SERVICE_NAME = 'cunicu.signaling.Signaling'
 
 interface PublishRequest {
-  envelope: Envelope
+  /** Undefined when the bytes are not an Envelope (`invalid` says why). */
+  envelope: Envelope | undefined
   /** The envelope as received: forwarded as is, so fan-out costs no re-encoding. */
   bytes: Buffer
+  invalid?: string
 }
+
+/** SubscribeParams, or why the bytes are not one. */
+type SubscribeRequest = SubscribeParams & { invalid?: string }
 
 interface Subscriber {
   key: Uint8Array
-  call: ServerWritableStream<SubscribeParams, Buffer>
+  call: ServerWritableStream<SubscribeRequest, Buffer>
   queue: SubscriberQueue
+  /** The connection it counts against (call.getPeer()). */
+  peer: string
+  /** Set once its stream and connection budgets are given back: leaving fires on several events. */
+  released: boolean
 }
 
 // The generated definition, but Publish also hands over the raw bytes and Subscribe writes pre-encoded
@@ -86,10 +123,24 @@ const wireService = {
   ...SignalingService,
   publish: {
     ...SignalingService.publish,
-    requestDeserialize: (bytes: Buffer): PublishRequest => ({ envelope: Envelope.decode(bytes), bytes }),
+    requestDeserialize: (bytes: Buffer): PublishRequest => {
+      try {
+        return { envelope: Envelope.decode(bytes), bytes }
+      } catch (err) {
+        return { envelope: undefined, bytes, invalid: (err as Error).message }
+      }
+    },
   },
   subscribe: {
     ...SignalingService.subscribe,
+    // A throwing deserializer would end the call with INTERNAL; garbage from a client is INVALID_ARGUMENT.
+    requestDeserialize: (bytes: Buffer): SubscribeRequest => {
+      try {
+        return SignalingService.subscribe.requestDeserialize(bytes)
+      } catch (err) {
+        return { key: new Uint8Array(0), invalid: (err as Error).message }
+      }
+    },
     responseSerialize: (frame: Buffer): Buffer => frame,
   },
 } as unknown as ServiceDefinition
@@ -121,16 +172,29 @@ export class SignalingServer {
   readonly #topics = new Topics<Subscriber>()
   readonly #health: HealthImplementation
   readonly #buildInfo: BuildInfo
+  readonly #connections: ConnectionLimits
+  readonly #auth: SubscribeAuthenticator | undefined
   #published = 0
   #delivered = 0
   #dropped = 0
+  #refusedPublishes = 0
+  #refusedSubscribes = 0
+  /** Open Subscribe streams, counted against maxStreams (Topics.subscriberCount is O(topics)). */
+  #openStreams = 0
   #closing: Promise<void> | undefined
   #address = ''
 
-  private constructor(server: Server, limits: ServerLimits, version: string) {
+  private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined) {
     this.#server = server
     this.#limits = limits
-    this.#buildInfo = serverBuildInfo(version)
+    this.#auth = auth
+    this.#connections = new ConnectionLimits({
+      maxSubscriptions: limits.maxSubscriptionsPerConnection,
+      publishRatePerSecond: limits.publishRatePerSecond,
+      publishBurst: limits.publishBurst,
+    })
+    // The tag field carries the auth key: cunīcu's BuildInfo has no field for it, and tag is free text.
+    this.#buildInfo = { ...serverBuildInfo(version), ...(auth ? { tag: auth.buildInfoTag } : {}) }
     this.#health = new HealthImplementation({ '': 'SERVING', [SIGNALING_SERVICE_NAME]: 'SERVING' })
   }
 
@@ -143,8 +207,10 @@ export class SignalingServer {
       // Bounds what one request may make us hold; envelopes between the limit and this get our own,
       // clearer RESOURCE_EXHAUSTED message from publish().
       'grpc.max_receive_message_length': Math.max(2 * limits.maxEnvelopeBytes, 1024 * 1024),
+      'grpc.max_concurrent_streams': limits.maxConnectionStreams,
     })
-    const self = new SignalingServer(server, limits, options.version ?? packageVersion())
+    const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
+    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth)
     server.addService(wireService, self.#implementation())
     self.#health.addToServer(server)
     relays?.addToServer(server)
@@ -171,6 +237,11 @@ export class SignalingServer {
     return this.#address
   }
 
+  /** The key clients seal subscribe proofs to, when this server requires them (`auth`). */
+  get authKey(): PublicKey | undefined {
+    return this.#auth?.publicKey
+  }
+
   stats(): ServerStats {
     return {
       subscribers: this.#topics.subscriberCount,
@@ -178,6 +249,8 @@ export class SignalingServer {
       published: this.#published,
       delivered: this.#delivered,
       dropped: this.#dropped,
+      refusedPublishes: this.#refusedPublishes,
+      refusedSubscribes: this.#refusedSubscribes,
     }
   }
 
@@ -195,6 +268,8 @@ export class SignalingServer {
       subscriber.call.emit('error', { code: status.UNAVAILABLE, details: 'signaling server is shutting down' })
       this.#drop(subscriber)
     }
+    this.#connections.clear()
+    this.#auth?.close()
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown()
@@ -212,31 +287,30 @@ export class SignalingServer {
       getBuildInfo: (_call: ServerUnaryCall<Empty, BuildInfo>, callback: sendUnaryData<BuildInfo>) => {
         callback(null, this.#buildInfo)
       },
-      subscribe: (call: ServerWritableStream<SubscribeParams, Buffer>) => this.#subscribe(call),
+      subscribe: (call: ServerWritableStream<SubscribeRequest, Buffer>) => this.#subscribe(call),
       publish: (call: ServerUnaryCall<PublishRequest, Empty>, callback: sendUnaryData<Empty>) => {
-        const error = this.#publish(call.request)
-        if (error) callback(error)
-        else callback(null, {})
+        const error = this.#publish(call.request, call.getPeer())
+        if (error) {
+          this.#refusedPublishes++
+          callback(error)
+        } else callback(null, {})
       },
     }
   }
 
-  #subscribe(call: ServerWritableStream<SubscribeParams, Buffer>): void {
+  #subscribe(call: ServerWritableStream<SubscribeRequest, Buffer>): void {
+    const refusal = this.#admitSubscriber(call)
+    if (refusal) {
+      this.#refusedSubscribes++
+      call.emit('error', refusal)
+      return
+    }
     const { key } = call.request
-    if (this.#closing) {
-      call.emit('error', { code: status.UNAVAILABLE, details: 'signaling server is shutting down' })
-      return
-    }
-    if (key.length !== KEY_LENGTH) {
-      call.emit('error', {
-        code: status.INVALID_ARGUMENT,
-        details: `subscribe key is ${key.length} bytes, but a public key is ${KEY_LENGTH} bytes`,
-      })
-      return
-    }
     const subscriber: Subscriber = {
       key,
       call,
+      peer: call.getPeer(),
+      released: false,
       queue: new SubscriberQueue(
         call,
         { maxFrames: this.#limits.queueMaxEnvelopes, maxBytes: this.#limits.queueMaxBytes },
@@ -253,18 +327,54 @@ export class SignalingServer {
     call.on('close', leave)
   }
 
+  /**
+   * Why a Subscribe may not start, checked cheapest first; on success the stream holds one unit of the
+   * server's and its connection's stream budgets until #drop gives them back.
+   */
+  #admitSubscriber(call: ServerWritableStream<SubscribeRequest, Buffer>): { code: status; details: string } | undefined {
+    const { key, invalid } = call.request
+    if (this.#closing) return { code: status.UNAVAILABLE, details: 'signaling server is shutting down' }
+    if (invalid !== undefined) return { code: status.INVALID_ARGUMENT, details: `subscribe request is not a valid SubscribeParams message: ${invalid}` }
+    if (key.length !== KEY_LENGTH) {
+      return { code: status.INVALID_ARGUMENT, details: `subscribe key is ${key.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
+    }
+    if (this.#auth) {
+      const proof = call.metadata.get(AUTH_METADATA_KEY)[0]
+      const refused = this.#auth.check(typeof proof === 'string' ? proof : undefined, key)
+      if (refused) return refused
+    }
+    if (this.#openStreams >= this.#limits.maxStreams) {
+      return {
+        code: status.RESOURCE_EXHAUSTED,
+        details: `server-wide limit of ${this.#limits.maxStreams} open subscriptions reached (signal --max-streams); retry later or use another server`,
+      }
+    }
+    const perConnection = this.#connections.admitSubscription(call.getPeer())
+    if (perConnection) return { code: status.RESOURCE_EXHAUSTED, details: perConnection }
+    this.#openStreams++
+    return undefined
+  }
+
   #drop(subscriber: Subscriber): void {
     this.#topics.remove(subscriber.key, subscriber)
     subscriber.queue.close()
+    if (subscriber.released) return
+    subscriber.released = true
+    this.#openStreams--
+    this.#connections.releaseSubscription(subscriber.peer)
   }
 
-  #publish({ envelope, bytes }: PublishRequest): { code: status; details: string } | undefined {
+  #publish({ envelope, bytes, invalid }: PublishRequest, peer: string): { code: status; details: string } | undefined {
+    // Counted before anything else, so a flood of garbage costs the sender its budget like valid envelopes do.
+    const overRate = this.#connections.admitPublish(peer)
+    if (overRate) return { code: status.RESOURCE_EXHAUSTED, details: overRate }
     if (bytes.length > this.#limits.maxEnvelopeBytes) {
       return {
         code: status.RESOURCE_EXHAUSTED,
-        details: `envelope is ${bytes.length} bytes, over this server's limit of ${this.#limits.maxEnvelopeBytes} bytes (maxEnvelopeBytes)`,
+        details: `envelope is ${bytes.length} bytes, over this server's limit of ${this.#limits.maxEnvelopeBytes} bytes (signal --max-envelope-bytes)`,
       }
     }
+    if (!envelope) return { code: status.INVALID_ARGUMENT, details: `publish request is not a valid Envelope message: ${invalid ?? 'undecodable'}` }
     for (const [field, value] of [['sender', envelope.sender], ['recipient', envelope.recipient]] as const) {
       if (value.length !== KEY_LENGTH) {
         return { code: status.INVALID_ARGUMENT, details: `envelope ${field} is ${value.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
@@ -284,6 +394,11 @@ function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
       throw new SignalingServerError(`server limit ${name} must be a positive integer, got ${value}`)
     }
     limits[name] = value
+  }
+  if (limits.maxConnectionStreams <= limits.maxSubscriptionsPerConnection) {
+    throw new SignalingServerError(
+      `server limit maxConnectionStreams (${limits.maxConnectionStreams}) must exceed maxSubscriptionsPerConnection (${limits.maxSubscriptionsPerConnection}): otherwise a subscription over the limit waits forever instead of being refused`,
+    )
   }
   return limits
 }
