@@ -28,11 +28,23 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       multiple: true,
     }),
     'queue-bytes': Flags.integer({ summary: 'Bytes queued per slow subscriber before the oldest is dropped.', default: 4 * 1024 * 1024, min: 1024 }),
+    'max-subscriptions-per-connection': Flags.integer({ summary: 'Open subscriptions one client connection may hold (RESOURCE_EXHAUSTED above).', default: 64, min: 1 }),
+    'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 10_000, min: 1 }),
+    'max-connection-streams': Flags.integer({ summary: 'HTTP/2 concurrent streams per connection; more calls wait in the client. Must exceed --max-subscriptions-per-connection.', default: 256, min: 2 }),
+    'publish-rate': Flags.integer({ summary: 'Publishes per second one connection may sustain (RESOURCE_EXHAUSTED above).', default: 200, min: 1 }),
+    'publish-burst': Flags.integer({ summary: 'Publishes one idle connection may send at once.', default: 400, min: 1 }),
+    'require-auth': Flags.boolean({
+      summary: 'Only let a client subscribe to a key whose private key it holds (proof in gRPC metadata; cunīcu clients cannot).',
+      description: 'The server key is announced in the listening line (authKey) and in GetBuildInfo (tag auth-key:BASE64). See README "Authenticated subscriptions".',
+    }),
+    'server-key': Flags.string({ summary: 'Private key file of the server for --require-auth (default: a fresh key per start).', dependsOn: ['require-auth'] }),
+    'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1, dependsOn: ['require-auth'] }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Signal)
     const tls = flags['tls-cert'] && flags['tls-key'] ? await this.readTls(flags['tls-cert'], flags['tls-key']) : undefined
+    const auth = flags['require-auth'] ? { serverKey: await this.serverKey(flags['server-key']), maxSkewMs: flags['auth-skew'] * 1000 } : undefined
     if (flags.relay) await this.checkRelays(flags.relay)
     const shutdown = abortOnSignals()
     const { SignalingServer } = await import('../core/server/signaling-server.js')
@@ -41,7 +53,17 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       server = await SignalingServer.start({
         listen: flags.listen,
         ...(tls ? { tls } : {}),
-        limits: { maxEnvelopeBytes: flags['max-envelope-bytes'], queueMaxEnvelopes: flags['queue-envelopes'], queueMaxBytes: flags['queue-bytes'] },
+        limits: {
+          maxEnvelopeBytes: flags['max-envelope-bytes'],
+          queueMaxEnvelopes: flags['queue-envelopes'],
+          queueMaxBytes: flags['queue-bytes'],
+          maxSubscriptionsPerConnection: flags['max-subscriptions-per-connection'],
+          maxStreams: flags['max-streams'],
+          maxConnectionStreams: flags['max-connection-streams'],
+          publishRatePerSecond: flags['publish-rate'],
+          publishBurst: flags['publish-burst'],
+        },
+        ...(auth ? { auth } : {}),
         version: this.config.version,
         ...(flags.relay ? { relays: flags.relay } : {}),
       })
@@ -49,8 +71,10 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       shutdown.dispose()
       this.fail(`cannot listen on ${flags.listen}: ${(err as Error).message}`, ExitCode.Usage)
     }
-    if (flags.json) writeNdjson({ type: 'listening', address: server.address, tls: Boolean(tls) })
+    const authKey = server.authKey?.toString()
+    if (flags.json) writeNdjson({ type: 'listening', address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}) })
     else this.log(`cunicu-ts signal listening on ${server.address}${tls ? ' (TLS)' : ' (plain text: clients use grpc://' + server.address + '?insecure=true)'}`)
+    if (authKey && !flags.json) this.log(`subscriptions require proof of key ownership; server auth key ${authKey}`)
     await whenAborted(shutdown.signal)
     await server.close()
     const stats = server.stats()
@@ -62,6 +86,20 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
   private async checkRelays(relays: string[]): Promise<void> {
     const { parseRelayConfig } = await import('../core/server/relay-registry.js')
     for (const relay of relays) this.orUsage(() => parseRelayConfig(relay))
+  }
+
+  /** --server-key FILE, or a fresh key: clients learn it from GetBuildInfo, so it need not outlive the process. */
+  private async serverKey(path: string | undefined) {
+    const { PrivateKey } = await import('../core/keys.js')
+    if (!path) return PrivateKey.generate()
+    const { readKeyFile } = await import('../core/key-file.js')
+    try {
+      const { key, warnings } = await readKeyFile(path)
+      for (const warning of warnings) process.stderr.write(`${warning}\n`)
+      return key
+    } catch (err) {
+      this.fail(`--server-key: ${(err as Error).message}`, ExitCode.Usage)
+    }
   }
 
   private async readTls(certPath: string, keyPath: string) {
