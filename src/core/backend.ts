@@ -71,6 +71,12 @@ export interface BackendOptions {
   connectTimeoutMs?: number
   /** PEM CA bundle that replaces the system roots for grpc:// TLS. */
   caFile?: string
+  /**
+   * The server key (base64) to seal subscribe proofs to, for servers run with `signal --require-auth`
+   * (also `?auth_key=` in a grpc:// URL). Without it the key is fetched from GetBuildInfo once such a
+   * server refuses a subscription.
+   */
+  authServerKey?: string
 }
 
 type BackendFactory = (url: URL, options: BackendOptions) => Promise<Backend>

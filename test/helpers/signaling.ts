@@ -35,8 +35,8 @@ export interface Subscription {
   failed: Promise<ServiceError>
 }
 
-export function subscribe(client: SignalingClient, key: Uint8Array): Subscription {
-  const call = client.subscribe({ key })
+export function subscribe(client: SignalingClient, key: Uint8Array, metadata = new Metadata()): Subscription {
+  const call = client.subscribe({ key }, metadata)
   const received: Envelope[] = []
   let sync: ((env: Envelope) => void) | undefined
   const synced = new Promise<Envelope>((resolve) => (sync = resolve))

@@ -11,8 +11,9 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js'
 import { SignalingClient, type Envelope } from '../../gen/signaling/signaling.js'
-import { BackendError, type BackendOptions } from '../backend.js'
-import type { PublicKey } from '../keys.js'
+import { AUTH_METADATA_KEY, authKeyFromTag, sealSubscribeProof } from '../auth-proof.js'
+import { BackendError, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
+import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
@@ -31,6 +32,8 @@ interface StreamState {
   attempt: number
   /** Set by unsubscribe/close: an end we caused is not a reason to reconnect. */
   stopped: boolean
+  /** The server's auth key was (re)fetched after a refusal since the stream was last live: do it once only. */
+  authFetched?: boolean
 }
 
 export class GrpcBackend extends EnvelopeBackend {
@@ -42,6 +45,13 @@ export class GrpcBackend extends EnvelopeBackend {
   readonly #publishTimeoutMs: number
   readonly #tls: 'insecure' | 'verify' | 'skip-verify'
   readonly #streams = new Map<string, StreamState>()
+  /** The key subscribe proofs are sealed to (`signal --require-auth`); undefined until known. */
+  #authKey: PublicKey | undefined
+  /** Given by the caller: never replaced by what a server announces. */
+  readonly #authKeyPinned: boolean
+  #authKeyFetch: Promise<boolean> | undefined
+  /** Our private keys by public key, for sealing subscribe proofs. */
+  readonly #privateKeys = new Map<string, PrivateKey>()
 
   constructor(url: URL, options: BackendOptions = {}) {
     super(String(url))
@@ -52,12 +62,32 @@ export class GrpcBackend extends EnvelopeBackend {
     const insecure = booleanParam(url, 'insecure')
     const skipVerify = booleanParam(url, 'skip_verify')
     this.#tls = insecure ? 'insecure' : skipVerify ? 'skip-verify' : 'verify'
+    const authKey = url.searchParams.get('auth_key') ?? options.authServerKey
+    try {
+      this.#authKey = authKey ? PublicKey.parse(authKey, 'server auth key') : undefined
+    } catch (err) {
+      if (err instanceof KeyError) throw new BackendError(`backend ${this.#name}: ${err.message}`)
+      throw err
+    }
+    this.#authKeyPinned = this.#authKey !== undefined
     this.#client = new SignalingClient(url.host, this.#credentials(options.caFile), {
       // grpc-js defaults to 1 s growing to 120 s between connection attempts; match our stream back-off
       // so a restarted server is found again within seconds.
       'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
       'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
     })
+  }
+
+  override async subscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {
+    // The transport only sees our public key; a subscribe proof needs the private one.
+    const id = key.ours.publicKey.toString()
+    this.#privateKeys.set(id, key.ours)
+    try {
+      await super.subscribe(key, handler, signal)
+    } catch (err) {
+      if (!this.#streams.has(id)) this.#privateKeys.delete(id)
+      throw err
+    }
   }
 
   protected subscribeTransport(ours: PublicKey, signal?: AbortSignal): Promise<void> {
@@ -89,6 +119,7 @@ export class GrpcBackend extends EnvelopeBackend {
     const state = this.#streams.get(id)
     if (!state) return
     this.#streams.delete(id)
+    this.#privateKeys.delete(id)
     this.#stop(state)
   }
 
@@ -110,6 +141,7 @@ export class GrpcBackend extends EnvelopeBackend {
   protected async closeTransport(): Promise<void> {
     for (const state of this.#streams.values()) this.#stop(state)
     this.#streams.clear()
+    this.#privateKeys.clear()
     this.#client.close()
   }
 
@@ -118,7 +150,8 @@ export class GrpcBackend extends EnvelopeBackend {
    * or the connect timeout passes before that. After it was live, a break triggers #reconnect.
    */
   #open(state: StreamState, on: { live: () => void; failed: (reason: string) => void }): void {
-    const call = this.#client.subscribe({ key: state.key.bytes })
+    // A fresh proof per attempt: a re-subscribe after a reconnect must not look like a replay.
+    const call = this.#client.subscribe({ key: state.key.bytes }, this.#subscribeMetadata(state.key))
     state.call = call
     let synced = false
     let ended = false
@@ -140,6 +173,7 @@ export class GrpcBackend extends EnvelopeBackend {
       synced = true
       clearTimeout(state.connectTimer)
       state.attempt = 0
+      state.authFetched = false
       on.live()
     })
     const broken = (reason: string): void => {
@@ -152,8 +186,44 @@ export class GrpcBackend extends EnvelopeBackend {
         on.failed(ours ? 'was closed before the subscription was live' : reason)
       }
     }
-    call.on('error', (err: ServiceError) => broken(this.#describe(err, this.#connectTimeoutMs)))
+    call.on('error', (err: ServiceError) => {
+      const reason = this.#describe(err, this.#connectTimeoutMs)
+      if (synced || err.code !== grpcStatus.PERMISSION_DENIED || this.#authKeyPinned || state.authFetched) return broken(reason)
+      // A server that demands proofs (or has a new key since): learn its key once, then try again at once.
+      if (!end()) return
+      state.authFetched = true
+      void this.#fetchAuthKey().then((learned) => {
+        if (state.stopped || this.closed) on.failed('was closed before the subscription was live')
+        else if (learned) this.#open(state, on)
+        else on.failed(reason)
+      })
+    })
     call.on('end', () => broken('closed the subscription stream'))
+  }
+
+  /** Metadata of a Subscribe: a proof of holding `ours` once the server's auth key is known. */
+  #subscribeMetadata(ours: PublicKey): Metadata {
+    const metadata = new Metadata()
+    const privateKey = this.#privateKeys.get(ours.toString())
+    if (this.#authKey && privateKey) metadata.set(AUTH_METADATA_KEY, sealSubscribeProof(privateKey, this.#authKey))
+    return metadata
+  }
+
+  /**
+   * Asks GetBuildInfo for the key the server wants proofs sealed to (tag "auth-key:…"); true when that
+   * is a key we did not use yet. Concurrent refusals share one request.
+   */
+  #fetchAuthKey(): Promise<boolean> {
+    this.#authKeyFetch ??= new Promise<boolean>((resolve) => {
+      this.#client.getBuildInfo({}, new Metadata(), { deadline: Date.now() + this.#connectTimeoutMs }, (err, info) => {
+        this.#authKeyFetch = undefined
+        const key = err ? undefined : authKeyFromTag(info.tag)
+        if (!key || (this.#authKey && key.equals(this.#authKey))) return resolve(false)
+        this.#authKey = key
+        resolve(true)
+      })
+    })
+    return this.#authKeyFetch
   }
 
   #reconnect(state: StreamState, reason: string): void {
