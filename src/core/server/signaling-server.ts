@@ -20,6 +20,7 @@ import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
 import { ConnectionLimits } from './connection-limits.js'
+import type { MonotonicClock } from './token-bucket.js'
 import { packageVersion, protoDir, SIGNALING_PROTO } from './package-root.js'
 import { SubscribeAuthenticator, type SubscribeAuthOptions } from './subscribe-auth.js'
 import { SubscriberQueue } from './subscriber-queue.js'
@@ -69,6 +70,8 @@ export interface SignalingServerOptions {
   version?: string
   /** `signal --require-auth`: Subscribe needs a proof of holding the key (src/core/auth-proof.ts). Off by default. */
   auth?: SubscribeAuthOptions
+  /** The clock of the publish rate limit; tests move it instead of sleeping. */
+  clock?: MonotonicClock
   /** `--relay` URLs served through cunīcu's RelayRegistry.GetRelays (none: the service is not offered). */
   relays?: string[]
 }
@@ -184,7 +187,7 @@ export class SignalingServer {
   #closing: Promise<void> | undefined
   #address = ''
 
-  private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined) {
+  private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined, clock: MonotonicClock | undefined) {
     this.#server = server
     this.#limits = limits
     this.#auth = auth
@@ -192,7 +195,7 @@ export class SignalingServer {
       maxSubscriptions: limits.maxSubscriptionsPerConnection,
       publishRatePerSecond: limits.publishRatePerSecond,
       publishBurst: limits.publishBurst,
-    })
+    }, clock)
     // The tag field carries the auth key: cunīcu's BuildInfo has no field for it, and tag is free text.
     this.#buildInfo = { ...serverBuildInfo(version), ...(auth ? { tag: auth.buildInfoTag } : {}) }
     this.#health = new HealthImplementation({ '': 'SERVING', [SIGNALING_SERVICE_NAME]: 'SERVING' })
@@ -210,7 +213,7 @@ export class SignalingServer {
       'grpc.max_concurrent_streams': limits.maxConnectionStreams,
     })
     const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
-    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth)
+    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth, options.clock)
     server.addService(wireService, self.#implementation())
     self.#health.addToServer(server)
     relays?.addToServer(server)
