@@ -4,6 +4,7 @@ import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
+import type { ClusterEvent } from '../core/server/cluster/cluster.js'
 
 export default class Signal extends BaseCommand {
   static override summary = 'Run the gRPC signaling server.'
@@ -14,6 +15,7 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
     { command: '<%= config.bin %> signal', description: 'Listen on 0.0.0.0:8080 (plain text: clients use ?insecure=true)' },
     { command: '<%= config.bin %> signal --listen 127.0.0.1:0 --json | head -1 | jq -r .address', description: 'An ephemeral port, printed for scripts' },
     { command: '<%= config.bin %> signal --listen [::]:443 --tls-cert cert.pem --tls-key key.pem', description: 'TLS' },
+    { command: '<%= config.bin %> signal --listen :8080 --cluster redis://10.0.0.5:6379', description: 'One of several instances behind a load balancer, sharing subscribers through Redis' },
     { command: "<%= config.bin %> signal --relay 'turn:turn.example.net:3478?secret=S&ttl=1h' --relay stun:turn.example.net:3478", description: 'Hand peers a STUN server and a TURN server with time-limited credentials (coturn use-auth-secret)' },
   ]
   static override flags = {
@@ -38,6 +40,10 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       description: 'The server key is announced in the listening line (authKey) and in GetBuildInfo (tag auth-key:BASE64). See README "Authenticated subscriptions".',
     }),
     'server-key': Flags.string({ summary: 'Private key file of the server for --require-auth (default: a fresh key per start).', dependsOn: ['require-auth'] }),
+    cluster: Flags.string({
+      summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
+      description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
+    }),
     'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1, dependsOn: ['require-auth'] }),
   }
 
@@ -66,10 +72,13 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
         ...(auth ? { auth } : {}),
         version: this.config.version,
         ...(flags.relay ? { relays: flags.relay } : {}),
+        ...(flags.cluster ? { cluster: flags.cluster, onClusterEvent: (event: ClusterEvent) => this.clusterEvent(event, Boolean(flags.json)) } : {}),
       })
     } catch (err) {
       shutdown.dispose()
-      this.fail(`cannot listen on ${flags.listen}: ${(err as Error).message}`, ExitCode.Usage)
+      const message = (err as Error).message
+      if (flags.cluster && message.startsWith('cluster ')) this.fail(message, ExitCode.Backend)
+      this.fail(`cannot listen on ${flags.listen}: ${message}`, ExitCode.Usage)
     }
     const authKey = server.authKey?.toString()
     if (flags.json) writeNdjson({ type: 'listening', address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}) })
@@ -81,6 +90,13 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
     if (flags.json) writeNdjson({ type: 'stopped', ...stats })
     else this.log(`stopped: ${stats.published} published, ${stats.delivered} delivered, ${stats.dropped} dropped`)
     shutdown.dispose()
+  }
+
+  private clusterEvent(event: ClusterEvent, json: boolean): void {
+    if (json) return writeNdjson({ type: 'cluster', ...event })
+    if (event.state === 'lost') process.stderr.write(`cluster ${event.url} lost: ${event.reason}; local subscribers still served, reconnecting\n`)
+    else if (event.state === 'recovered') process.stderr.write(`cluster ${event.url} recovered\n`)
+    else if (event.state === 'connected') this.log(`cluster ${event.url} connected`)
   }
 
   private async checkRelays(relays: string[]): Promise<void> {

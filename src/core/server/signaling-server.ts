@@ -19,6 +19,7 @@ import { Envelope, SignalingService, type SubscribeParams } from '../../gen/sign
 import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
+import type { Cluster, ClusterEvent, ClusterStats } from './cluster/cluster.js'
 import { ConnectionLimits } from './connection-limits.js'
 import type { MonotonicClock } from './token-bucket.js'
 import { packageVersion, protoDir, SIGNALING_PROTO } from './package-root.js'
@@ -74,6 +75,10 @@ export interface SignalingServerOptions {
   clock?: MonotonicClock
   /** `--relay` URLs served through cunīcu's RelayRegistry.GetRelays (none: the service is not offered). */
   relays?: string[]
+  /** `signal --cluster redis://HOST:PORT`: instances sharing one key space through Redis Pub/Sub (cluster/). */
+  cluster?: string
+  /** Cluster connection changes (lost, recovered): for logs; stats().cluster has the counters. */
+  onClusterEvent?: (event: ClusterEvent) => void
 }
 
 export interface ServerStats {
@@ -91,6 +96,8 @@ export interface ServerStats {
   refusedPublishes: number
   /** Subscribe calls answered with an error status (malformed key, a limit, no valid proof). */
   refusedSubscribes: number
+  /** With `cluster`: the Redis link's state and counters. */
+  cluster?: ClusterStats
 }
 
 export class SignalingServerError extends Error {
@@ -186,6 +193,7 @@ export class SignalingServer {
   #openStreams = 0
   #closing: Promise<void> | undefined
   #address = ''
+  #cluster: Cluster | undefined
 
   private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined, clock: MonotonicClock | undefined) {
     this.#server = server
@@ -218,6 +226,18 @@ export class SignalingServer {
     self.#health.addToServer(server)
     relays?.addToServer(server)
     new ReflectionService(pkg).addToServer(server)
+    if (options.cluster) {
+      // Loaded only here, so a plain `signal` never loads the Redis client.
+      const { openCluster } = await import('./cluster/cluster.js')
+      try {
+        self.#cluster = await openCluster(options.cluster, {
+          deliver: (recipient, bytes) => self.#deliverLocal(recipient, bytes),
+          ...(options.onClusterEvent ? { onEvent: options.onClusterEvent } : {}),
+        })
+      } catch (err) {
+        throw new SignalingServerError((err as Error).message)
+      }
+    }
 
     const credentials = options.tls
       ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
@@ -230,6 +250,7 @@ export class SignalingServer {
       self.#address = `${formatHost(host)}:${bound}`
     } catch (err) {
       server.forceShutdown()
+      await self.#cluster?.close()
       throw new SignalingServerError(`cannot listen on ${options.listen}: ${(err as Error).message}`)
     }
     return self
@@ -254,6 +275,7 @@ export class SignalingServer {
       dropped: this.#dropped,
       refusedPublishes: this.#refusedPublishes,
       refusedSubscribes: this.#refusedSubscribes,
+      ...(this.#cluster ? { cluster: this.#cluster.stats() } : {}),
     }
   }
 
@@ -273,6 +295,7 @@ export class SignalingServer {
     }
     this.#connections.clear()
     this.#auth?.close()
+    await this.#cluster?.close()
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown()
@@ -320,6 +343,7 @@ export class SignalingServer {
         { delivered: () => this.#delivered++, dropped: (n) => (this.#dropped += n) },
       ),
     }
+    if (this.#cluster) return this.#subscribeClustered(subscriber)
     // Both synchronous: no publish can slip in between the marker and joining the topic.
     call.write(SYNC_FRAME)
     this.#topics.add(key, subscriber)
@@ -328,6 +352,25 @@ export class SignalingServer {
     call.on('error', leave)
     call.on('finish', leave)
     call.on('close', leave)
+  }
+
+  /** Cluster mode: the sync envelope waits until this instance receives the key's envelopes from every instance. */
+  #subscribeClustered(subscriber: Subscriber): void {
+    const { call, key } = subscriber
+    const leave = (): void => this.#drop(subscriber)
+    call.on('cancelled', leave)
+    call.on('error', leave)
+    call.on('finish', leave)
+    call.on('close', leave)
+    void this.#cluster!.join(key).then(() => {
+      if (subscriber.released || this.#closing) return
+      call.write(SYNC_FRAME)
+      this.#topics.add(key, subscriber)
+    })
+  }
+
+  #deliverLocal(recipient: Uint8Array, bytes: Buffer): void {
+    for (const subscriber of this.#topics.subscribers(recipient)) subscriber.queue.push(bytes)
   }
 
   /**
@@ -364,6 +407,7 @@ export class SignalingServer {
     if (subscriber.released) return
     subscriber.released = true
     this.#openStreams--
+    this.#cluster?.leave(subscriber.key)
     this.#connections.releaseSubscription(subscriber.peer)
   }
 
@@ -385,6 +429,7 @@ export class SignalingServer {
     }
     this.#published++
     for (const subscriber of this.#topics.subscribers(envelope.recipient)) subscriber.queue.push(bytes)
+    this.#cluster?.publish(envelope.recipient, bytes)
     return undefined
   }
 }

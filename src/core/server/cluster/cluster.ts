@@ -1,0 +1,67 @@
+// What the signaling server needs from a cluster transport (signal --cluster): several server instances
+// serve one key space. The server keeps delivering to its own subscribers itself; the cluster carries
+// each accepted envelope to the other instances and hands their envelopes in through `deliver`.
+// Nothing is stored: an instance that has no subscriber for a key neither receives nor keeps its envelopes.
+
+export type ClusterEvent =
+  | { state: 'connected'; url: string }
+  /** The broker went away: envelopes between instances are lost until `recovered`; local delivery goes on. */
+  | { state: 'lost'; url: string; reason: string }
+  | { state: 'recovered'; url: string }
+  | { state: 'closed'; url: string }
+
+export interface ClusterStats {
+  url: string
+  connected: boolean
+  /** Keys this instance currently receives from the cluster (it has local subscribers for them). */
+  channels: number
+  /** Envelopes handed to the broker. */
+  published: number
+  /** Envelopes that could not be handed to the broker (it was unreachable): other instances missed them. */
+  publishFailed: number
+  /** Envelopes from other instances delivered to local subscribers' topics. */
+  received: number
+  /** Times the broker connection was lost. */
+  outages: number
+}
+
+export interface ClusterOptions {
+  /** Called for every envelope another instance accepted for `recipient`, while this instance has joined it. */
+  deliver(recipient: Uint8Array, envelope: Buffer): void
+  onEvent?(event: ClusterEvent): void
+}
+
+export interface Cluster {
+  /**
+   * A local subscriber for `recipient` appeared. Reference counted: the first join subscribes this
+   * instance to the key; resolves once envelopes published anywhere after it will reach `deliver`
+   * (or at once while the broker is down: the key is subscribed when it comes back).
+   */
+  join(recipient: Uint8Array): Promise<void>
+  /** A local subscriber left; after the last one this instance no longer receives the key. */
+  leave(recipient: Uint8Array): void
+  /** An envelope this instance accepted and delivered locally; the cluster carries it to the others. */
+  publish(recipient: Uint8Array, envelope: Buffer): void
+  stats(): ClusterStats
+  /** Idempotent; afterwards no connection or timer of the cluster remains. */
+  close(): Promise<void>
+}
+
+export class ClusterError extends Error {
+  override name = 'ClusterError'
+}
+
+/** Opens the cluster transport named by the URL's scheme; the client library loads only here. */
+export async function openCluster(url: string, options: ClusterOptions): Promise<Cluster> {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new ClusterError(`cluster "${url}" is not a URL: expected redis://HOST:PORT`)
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ClusterError(`cluster "${url}": unknown scheme "${parsed.protocol}" (known: redis:, rediss:)`)
+  }
+  const { RedisCluster } = await import('./redis-cluster.js')
+  return RedisCluster.connect(parsed, options)
+}

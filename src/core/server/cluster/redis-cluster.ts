@@ -1,0 +1,206 @@
+// signal --cluster redis://HOST:PORT: instances share one key space through Redis Pub/Sub (the official
+// `redis` client, loaded only here). One channel per recipient key, "cunicu:env:" + base64(key).
+//
+// Exactly once: an instance delivers what it accepts to its own subscribers directly (so local delivery
+// never depends on Redis) and PUBLISHes it prefixed with its random instance id; every instance skips
+// messages carrying its own id, and delivers the others'. Pub/Sub stores nothing, so neither do we.
+// An instance SUBSCRIBEs to a key's channel only while it has local subscribers for it (reference counted
+// by join/leave), and join resolves once Redis confirmed the SUBSCRIBE, so the server sends its sync
+// envelope only when a publish anywhere would reach the new subscriber.
+// Losing Redis is reported (ClusterEvent 'lost', stats.outages); the clients reconnect with back-off, the
+// subscriber connection re-subscribes every live channel, and 'recovered' follows.
+import { randomBytes } from 'node:crypto'
+import { createClient } from 'redis'
+import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
+
+const CHANNEL_PREFIX = 'cunicu:env:'
+const ORIGIN_BYTES = 8
+/** Reconnect back-off cap: short, since a lost broker splits the cluster until it is back. */
+const RETRY_MAX_MS = 1000
+/** How long join waits for a SUBSCRIBE confirmation before letting the subscriber go live anyway. */
+const JOIN_TIMEOUT_MS = 3000
+
+type RedisClient = ReturnType<typeof createClient>
+
+interface Channel {
+  name: string
+  key: Uint8Array
+  refs: number
+  listener: (message: Buffer) => void
+  /** SUBSCRIBE confirmed: from then on the client itself re-subscribes it after a reconnect. */
+  confirmed: boolean
+  pending: Promise<void> | undefined
+}
+
+export function channelName(key: Uint8Array): string {
+  return CHANNEL_PREFIX + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
+}
+
+export class RedisCluster implements Cluster {
+  readonly #url: string
+  readonly #options: ClusterOptions
+  readonly #pub: RedisClient
+  readonly #sub: RedisClient
+  readonly #origin = randomBytes(ORIGIN_BYTES)
+  readonly #channels = new Map<string, Channel>()
+  /** Channels whose UNSUBSCRIBE was lost with the connection: unsubscribed again once it is back. */
+  readonly #stale = new Set<string>()
+  #everConnected = false
+  #connected = false
+  #closed = false
+  #published = 0
+  #publishFailed = 0
+  #received = 0
+  #outages = 0
+
+  private constructor(url: URL, options: ClusterOptions) {
+    // Never echo credentials into logs or events.
+    this.#url = `${url.protocol}//${url.host}`
+    this.#options = options
+    const reconnectStrategy = (retries: number, cause: Error): number | Error =>
+      // Before the first connection a failure ends connect() with the cause; afterwards: retry forever.
+      this.#everConnected && !this.#closed ? Math.min(50 * 2 ** retries, RETRY_MAX_MS) : cause
+    const client = (disableOfflineQueue: boolean): RedisClient => {
+      const c = createClient({ url: url.href, disableOfflineQueue, socket: { connectTimeout: 5000, reconnectStrategy } })
+      c.on('error', (err: Error) => this.#lost(err.message || String(err)))
+      c.on('ready', () => this.#ready())
+      return c
+    }
+    // PUBLISH fails at once while Redis is down (no backlog replayed late); SUBSCRIBE waits for it.
+    this.#pub = client(true)
+    this.#sub = client(false)
+  }
+
+  static async connect(url: URL, options: ClusterOptions): Promise<RedisCluster> {
+    const cluster = new RedisCluster(url, options)
+    try {
+      await Promise.all([cluster.#pub.connect(), cluster.#sub.connect()])
+    } catch (err) {
+      await cluster.close()
+      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`)
+    }
+    cluster.#everConnected = true
+    cluster.#connected = true
+    cluster.#emit({ state: 'connected', url: cluster.#url })
+    return cluster
+  }
+
+  join(recipient: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    const name = channelName(recipient)
+    let channel = this.#channels.get(name)
+    if (!channel) {
+      const key = Uint8Array.from(recipient)
+      channel = { name, key, refs: 0, confirmed: false, pending: undefined, listener: (message) => this.#onMessage(key, message) }
+      this.#channels.set(name, channel)
+      this.#stale.delete(name)
+      this.#subscribe(channel)
+    }
+    channel.refs++
+    const pending = channel.pending
+    // While Redis is down the subscriber goes live for this instance's own publishers at once.
+    if (channel.confirmed || !pending || !this.#connected) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, JOIN_TIMEOUT_MS)
+      void pending.finally(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
+  leave(recipient: Uint8Array): void {
+    const name = channelName(recipient)
+    const channel = this.#channels.get(name)
+    if (!channel || --channel.refs > 0) return
+    this.#channels.delete(name)
+    if (!this.#closed) this.#unsubscribe(name, channel.listener)
+  }
+
+  publish(recipient: Uint8Array, envelope: Buffer): void {
+    if (this.#closed) return
+    if (!this.#pub.isReady) {
+      this.#publishFailed++
+      return
+    }
+    this.#published++
+    this.#pub.publish(channelName(recipient), Buffer.concat([this.#origin, envelope])).catch(() => this.#publishFailed++)
+  }
+
+  stats(): ClusterStats {
+    return {
+      url: this.#url,
+      connected: this.#connected,
+      channels: this.#channels.size,
+      published: this.#published,
+      publishFailed: this.#publishFailed,
+      received: this.#received,
+      outages: this.#outages,
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#connected = false
+    this.#channels.clear()
+    for (const client of [this.#pub, this.#sub]) {
+      try {
+        client.destroy()
+      } catch {
+        // never connected, or already closed
+      }
+    }
+    if (this.#everConnected) this.#emit({ state: 'closed', url: this.#url })
+  }
+
+  #subscribe(channel: Channel): void {
+    const attempt: Promise<void> = this.#sub.subscribe(channel.name, channel.listener, true).then(
+      () => {
+        channel.confirmed = true
+        if (channel.pending === attempt) channel.pending = undefined
+      },
+      () => {
+        // The connection went down before Redis answered: subscribed again on the next 'ready'.
+        if (channel.pending === attempt) channel.pending = undefined
+      },
+    )
+    channel.pending = attempt
+  }
+
+  #unsubscribe(name: string, listener: (message: Buffer) => void): void {
+    this.#sub.unsubscribe(name, listener, true).catch(() => {
+      if (!this.#channels.has(name)) this.#stale.add(name)
+    })
+  }
+
+  #onMessage(key: Uint8Array, message: Buffer): void {
+    if (this.#closed || message.length <= ORIGIN_BYTES) return
+    // Our own publish, already delivered locally.
+    if (message.subarray(0, ORIGIN_BYTES).equals(this.#origin)) return
+    this.#received++
+    this.#options.deliver(key, Buffer.from(message.subarray(ORIGIN_BYTES)))
+  }
+
+  #lost(reason: string): void {
+    if (this.#closed || !this.#everConnected || !this.#connected) return
+    this.#connected = false
+    this.#outages++
+    this.#emit({ state: 'lost', url: this.#url, reason })
+  }
+
+  #ready(): void {
+    if (this.#closed || !this.#everConnected || this.#connected) return
+    if (!this.#pub.isReady || !this.#sub.isReady) return
+    this.#connected = true
+    // Confirmed channels were re-subscribed by the client before 'ready'; these never were.
+    for (const channel of this.#channels.values()) if (!channel.confirmed && !channel.pending) this.#subscribe(channel)
+    for (const name of this.#stale) this.#sub.unsubscribe(name).catch(() => {})
+    this.#stale.clear()
+    this.#emit({ state: 'recovered', url: this.#url })
+  }
+
+  #emit(event: ClusterEvent): void {
+    this.#options.onEvent?.(event)
+  }
+}

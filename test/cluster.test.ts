@@ -1,0 +1,226 @@
+// signal --cluster: several SignalingServer instances serving one key space through a real redis-server
+// (Debian package redis-server) on 127.0.0.1, started and killed by PID here.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { openBackend, type Backend, type MessageHandler } from '../src/core/backend.js'
+import { PrivateKey } from '../src/core/keys.js'
+import type { ClusterEvent } from '../src/core/server/cluster/cluster.js'
+import { channelName } from '../src/core/server/cluster/redis-cluster.js'
+import { SignalingServer } from '../src/core/server/signaling-server.js'
+import { Message } from '../src/gen/signaling/signaling.js'
+import { PEERS, runScenario } from './helpers/acceptance.js'
+import { unusedPort } from './helpers/net.js'
+import { RedisServer } from './helpers/redis.js'
+import { deferred, withTimeout } from './helpers/wait.js'
+
+let redis: RedisServer
+beforeAll(async () => {
+  redis = await RedisServer.start()
+})
+afterAll(async () => {
+  await redis?.kill()
+})
+
+const closers: (() => unknown)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+interface Instance {
+  server: SignalingServer
+  url: string
+  events: ClusterEvent[]
+  /** Resolves at the next cluster event of that state. */
+  next(state: ClusterEvent['state']): Promise<ClusterEvent>
+}
+
+async function instance(): Promise<Instance> {
+  const events: ClusterEvent[] = []
+  const waiters: { state: string; resolve: (e: ClusterEvent) => void }[] = []
+  const server = await SignalingServer.start({
+    listen: '127.0.0.1:0',
+    cluster: redis.url,
+    // The scenario publishes 90 envelopes at once per round from one connection per peer.
+    limits: { publishBurst: 10_000, publishRatePerSecond: 10_000 },
+    onClusterEvent: (event) => {
+      events.push(event)
+      for (const w of waiters.splice(0)) {
+        if (w.state === event.state) w.resolve(event)
+        else waiters.push(w)
+      }
+    },
+  })
+  closers.push(() => server.close(500))
+  return {
+    server,
+    url: `grpc://${server.address}?insecure=true`,
+    events,
+    next: (state) => withTimeout(new Promise<ClusterEvent>((resolve) => waiters.push({ state, resolve })), 15_000, `cluster event "${state}"`),
+  }
+}
+
+async function backend(url: string): Promise<Backend> {
+  const b = await openBackend(url, { connectTimeoutMs: 5000, publishTimeoutMs: 5000 })
+  closers.push(() => b.close())
+  return b
+}
+
+/** A handler that resolves `got` with each message's candidate port, in order. */
+function recorder(): MessageHandler & { ports: number[]; wait(n: number): Promise<void> } {
+  const ports: number[] = []
+  let want = 0
+  let reached = deferred()
+  return {
+    ports,
+    onMessage: ({ message }) => {
+      ports.push(message.candidate?.port ?? -1)
+      if (ports.length >= want) reached.resolve()
+    },
+    wait(n) {
+      want = n
+      reached = deferred()
+      if (ports.length >= n) reached.resolve()
+      return withTimeout(reached.promise, 10_000, `${n} messages (have ${ports.length}: ${ports.join(',')})`)
+    },
+  }
+}
+
+describe('signal --cluster (Redis Pub/Sub)', () => {
+  it('runs the cunīcu acceptance scenario with the peers spread over 3 instances: each handler gets each message once', async () => {
+    const instances = [await instance(), await instance(), await instance()]
+    await runScenario(
+      instances.map((i) => i.url),
+      (b) => closers.push(() => b.close()),
+    )
+    const stats = instances.map((i) => i.server.stats())
+    const sum = (f: (s: (typeof stats)[number]) => number) => stats.reduce((n, s) => n + f(s), 0)
+    // 2 rounds of n(n-1) envelopes, each delivered to exactly one subscriber stream (one per peer).
+    expect(sum((s) => s.published)).toBe(2 * PEERS * (PEERS - 1))
+    expect(sum((s) => s.delivered)).toBe(2 * PEERS * (PEERS - 1))
+    expect(sum((s) => s.dropped)).toBe(0)
+    for (const s of stats) {
+      expect(s.cluster).toMatchObject({ connected: true, publishFailed: 0, outages: 0 })
+      expect(s.cluster!.channels).toBe(s.topics)
+    }
+    // What came through Redis: exactly the envelopes whose recipient sits on another instance than the sender.
+    let crossing = 0
+    for (let i = 0; i < PEERS; i++) for (let j = 0; j < PEERS; j++) if (i !== j && i % 3 !== j % 3) crossing++
+    expect(sum((s) => s.cluster!.received)).toBe(2 * crossing)
+  })
+
+  it("an instance subscribes to a key's channel only while it has local subscribers for it", async () => {
+    const [a, b] = [await instance(), await instance()]
+    const alice = PrivateKey.generate()
+    const bob = PrivateKey.generate()
+    const channel = channelName(alice.publicKey.bytes)
+    expect((await redis.numsub(channel)).get(channel)).toBe(0)
+
+    const onA = await backend(a.url)
+    const handler = recorder()
+    await onA.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
+    // One connection: instance a's. Instance b has no subscriber for alice, so it is not subscribed.
+    expect((await redis.numsub(channel)).get(channel)).toBe(1)
+    expect(a.server.stats().cluster!.channels).toBe(1)
+    expect(b.server.stats().cluster!.channels).toBe(0)
+    expect(await redis.channels('cunicu:env:*')).toEqual([channel])
+
+    // A second subscriber for the same key on b: b subscribes too; both instances deliver.
+    const onB = await backend(b.url)
+    const handlerB = recorder()
+    await onB.subscribe({ ours: alice, theirs: bob.publicKey }, handlerB)
+    expect((await redis.numsub(channel)).get(channel)).toBe(2)
+    const publisher = await backend(b.url)
+    await publisher.publish(bob, alice.publicKey, Message.create({ candidate: { port: 1 } }))
+    await handler.wait(1)
+    await handlerB.wait(1)
+
+    // Last local subscriber gone: UNSUBSCRIBE.
+    await onA.unsubscribe({ ours: alice, theirs: bob.publicKey }, handler)
+    await waitFor(async () => (await redis.numsub(channel)).get(channel) === 1, 'instance a to unsubscribe')
+    expect(a.server.stats().cluster!.channels).toBe(0)
+    await onB.unsubscribe({ ours: alice, theirs: bob.publicKey }, handlerB)
+    await waitFor(async () => (await redis.channels('cunicu:env:*')).length === 0, 'no cunicu channel left')
+    expect(handler.ports).toEqual([1])
+    expect(handlerB.ports).toEqual([1])
+  })
+
+  it('a publish on another instance right after the subscription went live is delivered (sync waits for SUBSCRIBE)', async () => {
+    const [a, b] = [await instance(), await instance()]
+    const onA = await backend(a.url)
+    const onB = await backend(b.url)
+    const sender = PrivateKey.generate()
+    // Redis holds every command for 300 ms: the subscription may only go live once SUBSCRIBE was answered.
+    const paused = PrivateKey.generate()
+    const pausedHandler = recorder()
+    await redis.command('CLIENT', 'PAUSE', '300', 'ALL')
+    const started = Date.now()
+    await onA.subscribe({ ours: paused, theirs: sender.publicKey }, pausedHandler)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+    await onB.publish(sender, paused.publicKey, Message.create({ candidate: { port: 1000 } }))
+    await pausedHandler.wait(1)
+
+    for (let round = 0; round < 20; round++) {
+      const key = PrivateKey.generate()
+      const handler = recorder()
+      await onA.subscribe({ ours: key, theirs: sender.publicKey }, handler)
+      await onB.publish(sender, key.publicKey, Message.create({ candidate: { port: round } }))
+      await handler.wait(1)
+      expect(handler.ports).toEqual([round])
+    }
+  })
+
+  it('losing Redis is reported and recovered from: instances reconnect and resubscribe', async () => {
+    const [a, b] = [await instance(), await instance()]
+    const alice = PrivateKey.generate()
+    const bob = PrivateKey.generate()
+    const channel = channelName(alice.publicKey.bytes)
+    const onA = await backend(a.url)
+    const handler = recorder()
+    await onA.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
+    const publisherB = await backend(b.url)
+    const publisherA = await backend(a.url)
+    await publisherB.publish(bob, alice.publicKey, Message.create({ candidate: { port: 1 } }))
+    await handler.wait(1)
+
+    const lost = [a.next('lost'), b.next('lost')]
+    await redis.kill()
+    const [lostA] = await Promise.all(lost)
+    expect(lostA).toMatchObject({ state: 'lost', url: redis.url })
+    expect(a.server.stats().cluster).toMatchObject({ connected: false, outages: 1 })
+    expect(b.server.stats().cluster).toMatchObject({ connected: false, outages: 1 })
+
+    // Meanwhile each instance still serves its own subscribers.
+    await publisherA.publish(bob, alice.publicKey, Message.create({ candidate: { port: 2 } }))
+    await handler.wait(2)
+    // ...and a publish on b cannot reach a: counted as failed, not queued for later.
+    await publisherB.publish(bob, alice.publicKey, Message.create({ candidate: { port: 99 } }))
+    expect(b.server.stats().cluster!.publishFailed).toBeGreaterThanOrEqual(1)
+
+    const recovered = [a.next('recovered'), b.next('recovered')]
+    await redis.start()
+    await Promise.all(recovered)
+    expect(a.server.stats().cluster).toMatchObject({ connected: true, channels: 1 })
+    // The live channel was subscribed again on the new server.
+    expect((await redis.numsub(channel)).get(channel)).toBe(1)
+
+    await publisherB.publish(bob, alice.publicKey, Message.create({ candidate: { port: 3 } }))
+    await handler.wait(3)
+    expect(handler.ports).toEqual([1, 2, 3])
+  }, 60_000)
+
+  it('refuses to start when Redis is unreachable, with the URL in the message', async () => {
+    const port = await unusedPort()
+    await expect(SignalingServer.start({ listen: '127.0.0.1:0', cluster: `redis://127.0.0.1:${port}` })).rejects.toThrow(
+      new RegExp(`cluster redis://127.0.0.1:${port} unreachable`),
+    )
+    await expect(SignalingServer.start({ listen: '127.0.0.1:0', cluster: 'http://127.0.0.1:1' })).rejects.toThrow(/unknown scheme/)
+  })
+})
+
+/** For Redis state, which has no event: re-checks every 20 ms. */
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
