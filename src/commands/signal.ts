@@ -44,7 +44,7 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
       description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
     }),
-    'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1, dependsOn: ['require-auth'] }),
+    'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1 }), // no dependsOn: oclif applies it to the default too, refusing every plain `signal`
   }
 
   async run(): Promise<void> {
