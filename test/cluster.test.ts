@@ -1,5 +1,8 @@
 // signal --cluster: several SignalingServer instances serving one key space through a real redis-server
 // (Debian package redis-server) on 127.0.0.1, started and killed by PID here.
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openBackend, type Backend, type MessageHandler } from '../src/core/backend.js'
 import { PrivateKey } from '../src/core/keys.js'
@@ -8,6 +11,7 @@ import { channelName } from '../src/core/server/cluster/redis-cluster.js'
 import { SignalingServer } from '../src/core/server/signaling-server.js'
 import { Message } from '../src/gen/signaling/signaling.js'
 import { PEERS, runScenario } from './helpers/acceptance.js'
+import { killAll, runCli, startCli } from './helpers/cli.js'
 import { unusedPort } from './helpers/net.js'
 import { RedisServer } from './helpers/redis.js'
 import { deferred, withTimeout } from './helpers/wait.js'
@@ -23,6 +27,7 @@ afterAll(async () => {
 const closers: (() => unknown)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
+  await killAll()
 })
 
 interface Instance {
@@ -213,6 +218,43 @@ describe('signal --cluster (Redis Pub/Sub)', () => {
       new RegExp(`cluster redis://127.0.0.1:${port} unreachable`),
     )
     await expect(SignalingServer.start({ listen: '127.0.0.1:0', cluster: 'http://127.0.0.1:1' })).rejects.toThrow(/unknown scheme/)
+  })
+})
+
+describe('signal --cluster processes', () => {
+  it('two signal processes relay to each other; a plain signal never loads the Redis client', async () => {
+    const trace = join(mkdtempSync(join(tmpdir(), 'cunicu-ts-cluster-')), 'imports.txt')
+    const traceHook = new URL('./helpers/trace-imports.mjs', import.meta.url).pathname
+    const plain = startCli(['signal', '--listen', '127.0.0.1:0', '--json'], { env: { NODE_OPTIONS: `--import ${traceHook}`, TRACE_IMPORTS_FILE: trace } })
+    const one = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', redis.url, '--json'])
+    const two = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', redis.url, '--json'])
+    await plain.waitForEvent((e) => e.type === 'listening')
+    const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
+    for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: redis.url })
+
+    const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
+    const onOne = await backend(`grpc://${addrOne}?insecure=true`)
+    const onTwo = await backend(`grpc://${addrTwo}?insecure=true`)
+    const handler = recorder()
+    await onOne.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
+    await onTwo.publish(bob, alice.publicKey, Message.create({ candidate: { port: 5 } }))
+    await handler.wait(1)
+    await Promise.all([onOne.close(), onTwo.close()])
+
+    for (const p of [plain, one, two]) process.kill(p.child.pid!, 'SIGTERM')
+    for (const p of [plain, one, two]) expect(await p.exit(), p.stderr).toBe(0)
+    expect(one.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ received: 1, connected: false })
+    expect(two.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1 })
+    const loaded = readFileSync(trace, 'utf8')
+    expect(loaded).toContain('signaling-server') // the trace works
+    expect(loaded).not.toMatch(/redis/)
+  }, 60_000)
+
+  it('signal --cluster with Redis unreachable exits 3 and names the URL', async () => {
+    const port = await unusedPort()
+    const result = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', `redis://127.0.0.1:${port}`])
+    expect(result.code).toBe(3)
+    expect(result.stderr).toContain(`cluster redis://127.0.0.1:${port} unreachable`)
   })
 })
 
