@@ -18,6 +18,7 @@ interface Row {
 
 const ROWS = [
   'relay',
+  'relay-cpu',
   'latency-p50-1000',
   'latency-p99-1000',
   'latency-p50-5000',
