@@ -313,8 +313,11 @@ export class SignalingServer {
       getBuildInfo: (_call: ServerUnaryCall<Empty, BuildInfo>, callback: sendUnaryData<BuildInfo>) => {
         callback(null, this.#buildInfo)
       },
-      subscribe: (call: ServerWritableStream<SubscribeRequest, Buffer>) => this.#subscribe(call),
+      subscribe: (call: ServerWritableStream<SubscribeRequest, Buffer>) => {
+        if (!endedAtDeadline(call)) this.#subscribe(call)
+      },
       publish: (call: ServerUnaryCall<PublishRequest, Empty>, callback: sendUnaryData<Empty>) => {
+        if (endedAtDeadline(call)) return callback({ code: status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the request was complete' })
         const error = this.#publish(call.request, call.getPeer())
         if (error) {
           this.#refusedPublishes++
@@ -459,6 +462,16 @@ export function parseListen(listen: string): { host: string; port: number } {
     throw new SignalingServerError(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080 or :8080)`)
   }
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port }
+}
+
+/**
+ * grpc-js 1.14 runs a handler even for a call that already ended with DEADLINE_EXCEEDED while waiting for
+ * the end of the request, once the client resets the stream; that call never emits 'cancelled' or 'close',
+ * so a subscriber added for it would hold its stream budgets forever (found by test/server-fuzz.test.ts).
+ */
+function endedAtDeadline(call: { getDeadline(): Date | number }): boolean {
+  const deadline = call.getDeadline()
+  return (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now()
 }
 
 function formatHost(host: string): string {
