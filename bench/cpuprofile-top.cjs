@@ -1,3 +1,4 @@
+// Self time by function of a .cpuprofile (from node --cpu-prof): node bench/cpuprofile-top.cjs FILE [N]
 const fs=require('fs');const f=process.argv[2];
 const p=JSON.parse(fs.readFileSync(f));const self=new Map();const byId=new Map(p.nodes.map(n=>[n.id,n]));
 const dt=p.timeDeltas;const counts=new Map();p.samples.forEach((s,i)=>counts.set(s,(counts.get(s)||0)+(dt[i]||0)));
