@@ -1,5 +1,6 @@
 // X25519 keys in WireGuard's text form (WIRE.md §1) and the ICE role rule (WIRE.md §2).
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from 'node:crypto'
+import { x25519 } from '@noble/curves/ed25519.js'
+import { randomBytes } from '@noble/ciphers/utils.js'
 
 export const KEY_LENGTH = 32
 
@@ -58,11 +59,8 @@ export class PrivateKey {
   constructor(bytes: Uint8Array) {
     if (bytes.length !== KEY_LENGTH) throw new KeyError(`a key must be ${KEY_LENGTH} bytes, got ${bytes.length}`)
     this.#bytes = Uint8Array.from(bytes)
-    this.#keyObject = x25519PrivateKeyObject(this.#bytes)
-    this.publicKey = new PublicKey(Buffer.from(createPublicKey(this.#keyObject).export({ format: 'jwk' }).x!, 'base64url'))
+    this.publicKey = new PublicKey(x25519.getPublicKey(this.#bytes))
   }
-
-  readonly #keyObject: KeyObject
 
   /** A fresh key, clamped like `wg genkey`. */
   static generate(): PrivateKey {
@@ -76,12 +74,6 @@ export class PrivateKey {
   /** Parses base64 text. The error names `what` but never echoes the secret text. */
   static parse(text: string, what = 'private key'): PrivateKey {
     return new PrivateKey(decodeKey(text, what, false))
-  }
-
-  /** X25519(ours, theirs), the raw shared secret; throws for low-order public keys (an all-zero result). */
-  sharedSecret(theirs: PublicKey): Uint8Array {
-    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(theirs.bytes).toString('base64url') }, format: 'jwk' })
-    return diffieHellman({ privateKey: this.#keyObject, publicKey })
   }
 
   /** The raw secret, for the crypto primitives only. */
@@ -104,14 +96,6 @@ export class PrivateKey {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this.toString()
   }
-}
-
-// X25519 runs in node:crypto (OpenSSL): ~30x faster than @noble/curves' BigInt arithmetic, and `keygen` no
-// longer imports @noble/curves (~50 ms) at all (BENCHMARKS.md). Raw keys enter as JWK: OpenSSL 3's DER
-// decoders cost more than the multiplication itself. A private JWK must carry an `x` string, which Node
-// validates but does not use when `d` is given.
-function x25519PrivateKeyObject(secret: Uint8Array): KeyObject {
-  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(secret).toString('base64url'), x: '' }, format: 'jwk' })
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/

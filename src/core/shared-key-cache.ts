@@ -1,5 +1,6 @@
 // crypto_box_beforenm keys, computed once per (our private, their public) pair and kept in a bounded LRU:
 // the X25519 multiplication is ~20× the cost of sealing a small message.
+import { x25519 } from '@noble/curves/ed25519.js'
 import { hsalsa } from '@noble/ciphers/salsa.js'
 import type { PrivateKey, PublicKey } from './keys.js'
 
@@ -13,7 +14,7 @@ function littleEndianWords(bytes: Uint8Array): Uint32Array {
 /** NaCl crypto_box_beforenm: HSalsa20(X25519(ours, theirs), 16 zero bytes). Throws on low-order public keys. */
 export function boxSharedKey(ours: PrivateKey, theirs: PublicKey): Uint8Array {
   const words = new Uint32Array(8)
-  hsalsa(SIGMA, littleEndianWords(ours.sharedSecret(theirs)), new Uint32Array(4), words)
+  hsalsa(SIGMA, littleEndianWords(x25519.getSharedSecret(ours.secretBytes, theirs.bytes)), new Uint32Array(4), words)
   const key = new Uint8Array(32)
   const view = new DataView(key.buffer)
   words.forEach((w, i) => view.setUint32(4 * i, w, true))
