@@ -1,5 +1,8 @@
 // Authenticated subscriptions (`signal --require-auth`): only the holder of a key's private key may
 // subscribe to it; everyone else gets PERMISSION_DENIED with a message saying why.
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -18,11 +21,13 @@ import { SignalingServer, type SignalingServerOptions } from '../src/core/server
 import type { SignalingClient } from '../src/gen/signaling/signaling.js'
 import { Message } from '../src/gen/signaling/signaling.js'
 import { envelopeTo, publish, rawClient, subscribe, wire } from './helpers/signaling.js'
+import { killAll, runCli, startCli } from './helpers/cli.js'
 import { deferred, withTimeout } from './helpers/wait.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
+  await killAll()
 })
 
 const SKEW_MS = 30_000
@@ -239,3 +244,30 @@ function nextStatus(b: Backend, state: BackendStatus['state'], ms = 15_000): Pro
   const off = b.onStatus((s) => s.state === state && seen.resolve(s))
   return withTimeout(seen.promise, ms, `backend status ${state}`).finally(off)
 }
+
+describe('signal --require-auth (CLI)', () => {
+  it('announces the --server-key in its listening line; subscribe and publish work through it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-auth-'))
+    const [serverKey, a, b] = [PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()]
+    const file = (name: string, key: PrivateKey): string => {
+      const path = join(dir, name)
+      writeFileSync(path, key.toBase64() + '\n', { mode: 0o600 })
+      return path
+    }
+    const signal = startCli(['signal', '--listen', '127.0.0.1:0', '--json', '--require-auth', '--server-key', file('server.key', serverKey)])
+    const listening = await signal.waitForEvent((e) => e.type === 'listening')
+    expect(listening.authKey).toBe(serverKey.publicKey.toString())
+    const backend = `grpc://${listening.address}?insecure=true`
+    const sub = startCli(['subscribe', '-k', file('b.key', b), '-b', backend, '--json', '--count', '1', '--timeout', '15'])
+    await sub.waitForEvent((e) => e.type === 'subscribed')
+    const pub = await runCli(['publish', '-k', file('a.key', a), '-b', backend, b.publicKey.toString(), '--message', '{"candidate":{"port":4242}}'])
+    expect(pub.code, pub.stderr).toBe(0)
+    const message = await sub.waitForEvent((e) => e.type === 'message')
+    expect(message).toMatchObject({ from: a.publicKey.toString(), message: { candidate: { port: 4242 } } })
+    expect(await sub.exit()).toBe(0)
+    signal.child.kill('SIGTERM')
+    expect(await signal.exit()).toBe(0)
+    // The subscriber's first attempt had no proof yet: refused once, then admitted.
+    expect(signal.events.find((e) => e.type === 'stopped')).toMatchObject({ refusedSubscribes: 1 })
+  })
+})

@@ -9,11 +9,13 @@ import { DEFAULT_LIMITS, SignalingServer, type ServerLimits } from '../src/core/
 import { TokenBucket } from '../src/core/server/token-bucket.js'
 import { Envelope, type SignalingClient } from '../src/gen/signaling/signaling.js'
 import { envelopeTo, publish, rawClient, randomKey, subscribe, type Subscription } from './helpers/signaling.js'
+import { killAll, runCli, startCli } from './helpers/cli.js'
 import { waitUntil, withTimeout } from './helpers/wait.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
+  await killAll()
 })
 
 interface Started {
@@ -234,5 +236,36 @@ describe('server limits over loopback', () => {
     const subscribeErr = await withTimeout(new Promise<ServiceError>((resolve) => stream.on('error', resolve)), 5000, 'the subscribe status')
     expectStatus(subscribeErr, status.INVALID_ARGUMENT, /subscribe request is not a valid SubscribeParams message/)
     expect(server.stats()).toMatchObject({ refusedPublishes: 1, refusedSubscribes: 1, subscribers: 0 })
+  })
+})
+
+describe('signal flags', () => {
+  it('hand the limits to the server', async () => {
+    const signal = startCli(['signal', '--listen', '127.0.0.1:0', '--json', '--max-subscriptions-per-connection', '1', '--max-connection-streams', '3', '--publish-rate', '1', '--publish-burst', '2'])
+    const { address } = await signal.waitForEvent((e) => e.type === 'listening')
+    const session = http2Connect(`http://${address}`)
+    closers.push(() => session.destroy())
+    session.on('error', () => {})
+    await withTimeout(once(session, 'remoteSettings'), 5000, 'the server SETTINGS')
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(3)
+    session.close()
+    const client = rawClient(address, { 'grpc.use_local_subchannel_pool': 1 })
+    closers.push(() => client.close())
+    const sub = subscribe(client, randomKey())
+    await sub.synced
+    expectStatus(await refused(subscribe(client, randomKey())), status.RESOURCE_EXHAUSTED, /limit of 1 per connection reached \(signal --max-subscriptions-per-connection\)/)
+    await publish(client, envelopeTo(randomKey()))
+    await publish(client, envelopeTo(randomKey()))
+    expectStatus(await publishError(client, envelopeTo(randomKey())), status.RESOURCE_EXHAUSTED, /publish rate limit of 1\/s per connection exceeded \(burst 2; signal --publish-rate, --publish-burst\)/)
+    sub.call.cancel()
+    signal.child.kill('SIGTERM')
+    expect(await signal.exit()).toBe(0)
+    expect(signal.events.find((e) => e.type === 'stopped')).toMatchObject({ published: 2, refusedPublishes: 1, refusedSubscribes: 1 })
+  })
+
+  it('refuse HTTP/2 streams that do not exceed the subscriptions per connection (exit 2)', async () => {
+    const result = await runCli(['signal', '--listen', '127.0.0.1:0', '--max-subscriptions-per-connection', '10', '--max-connection-streams', '10'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/maxConnectionStreams \(10\) must exceed maxSubscriptionsPerConnection \(10\)/)
   })
 })
