@@ -22,13 +22,13 @@ interface Started {
   server: SignalingServer
   /** A new client on its own HTTP/2 connection. */
   connection(): SignalingClient
-  /** Moves the rate limiter's clock forward. */
+  /** Moves the rate limiter's clock forward; it stands still otherwise, so a slow machine cannot refill a bucket. */
   advance(ms: number): void
 }
 
 async function startServer(limits: Partial<ServerLimits> = {}): Promise<Started> {
-  let offset = 0
-  const server = await SignalingServer.start({ listen: '127.0.0.1:0', limits, clock: () => performance.now() + offset })
+  let now = 0
+  const server = await SignalingServer.start({ listen: '127.0.0.1:0', limits, clock: () => now })
   closers.push(() => server.close(200))
   return {
     server,
@@ -37,7 +37,7 @@ async function startServer(limits: Partial<ServerLimits> = {}): Promise<Started>
       closers.push(() => client.close())
       return client
     },
-    advance: (ms) => (offset += ms),
+    advance: (ms) => (now += ms),
   }
 }
 
