@@ -17,7 +17,7 @@ export const backendFlags = {
   backend: Flags.string({
     char: 'b',
     summary: 'Signaling backend URL; repeat for several at once.',
-    description: `grpc://HOST:PORT (TLS; ?insecure=true for plain text, ?skip_verify=true to skip certificate checks), inprocess:. Env CUNICU_BACKEND takes a comma-separated list. Default: ${DEFAULT_BACKEND}`,
+    description: `grpc://HOST:PORT (TLS; ?insecure=true for plain text, ?skip_verify=true to skip certificate checks), multicast://GROUP:PORT?interface=NAME&loopback=true (LAN, no server), inprocess:. Env CUNICU_BACKEND takes a comma-separated list. Default: ${DEFAULT_BACKEND}`,
     multiple: true,
     multipleNonGreedy: true, // `-b URL PEER_PK` must leave PEER_PK to the argument
   }),
