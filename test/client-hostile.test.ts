@@ -228,10 +228,9 @@ describe(`${MALFORMED} malformed envelopes`, () => {
     expect(server.stats()).toMatchObject({ dropped: 0 })
   }, 100_000)
 
-  // Known bug (src/core/subscriptions.ts #handlersFor): a claimed sender equal to the zero key is both
-  // "that sender" and "any sender", so an any-sender handler hears of the envelope twice. it.fails keeps
-  // the expectation written down; when the registry is fixed this turns red and should become it().
-  it.fails('an envelope claiming the zero key as sender reaches an any-sender handler once', () => {
+  // A claimed sender equal to the zero key is both "that sender" and "any sender": it must still reach an
+  // any-sender handler only once.
+  it('an envelope claiming the zero key as sender reaches an any-sender handler once', () => {
     const registry = new SubscriptionsRegistry()
     const any = new CountingHandler()
     registry.add({ ours: us, theirs: PublicKey.ANY }, any)

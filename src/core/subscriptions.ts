@@ -76,7 +76,9 @@ export class SubscriptionsRegistry {
   }
 
   #handlersFor(sub: OurSubscription, sender: PublicKey | undefined): MessageHandler[] {
-    const specific = sender ? (sub.handlers.get(sender.toString()) ?? []) : []
+    // A sender claiming the zero key would otherwise hit the any-sender handlers twice: as "that
+    // sender" and as "any sender".
+    const specific = sender && !sender.isAny ? (sub.handlers.get(sender.toString()) ?? []) : []
     const any = sub.handlers.get(PublicKey.ANY.toString()) ?? []
     return [...specific, ...any]
   }
