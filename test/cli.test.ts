@@ -55,13 +55,21 @@ describe('keygen and pubkey', () => {
     expect(help.stdout).toMatch(/keygen \| tee peer.key/)
   })
 
-  it('keygen loads neither gRPC, Ink, React nor the ICE agent', async () => {
-    const trace = join(tmp(), 'imports.txt')
-    const { code } = await runCli(['keygen'], { env: { NODE_OPTIONS: `--import ${new URL('./helpers/trace-imports.mjs', import.meta.url).pathname}`, TRACE_IMPORTS_FILE: trace } })
-    expect(code).toBe(0)
-    const loaded = readFileSync(trace, 'utf8')
-    expect(loaded).toContain('@oclif/core') // the trace works
-    expect(loaded).not.toMatch(/@grpc|\/ink\/|\/react\/|werift/)
+  it('keygen loads neither gRPC, Ink, React nor the ICE agent; without flags not even oclif', async () => {
+    const imports = async (args: string[]) => {
+      const trace = join(tmp(), 'imports.txt')
+      const hook = new URL('./helpers/trace-imports.mjs', import.meta.url).pathname
+      const { code, stdout } = await runCli(args, { env: { NODE_OPTIONS: `--import ${hook}`, TRACE_IMPORTS_FILE: trace } })
+      expect(code).toBe(0)
+      expect(stdout).toContain('=')
+      return readFileSync(trace, 'utf8')
+    }
+    const fast = await imports(['keygen'])
+    expect(fast).toContain('/dist/core/key-generation.js') // the trace works
+    expect(fast).not.toMatch(/@oclif|@grpc|\/ink\/|\/react\/|werift|@noble\/curves/)
+    const withFlags = await imports(['keygen', '--json'])
+    expect(withFlags).toContain('@oclif/core')
+    expect(withFlags).not.toMatch(/@grpc|\/ink\/|\/react\/|werift/)
   })
 })
 

@@ -1,7 +1,6 @@
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
-import { KeyError } from '../core/keys.js'
-import { readKeyFile } from '../core/key-file.js'
+import { publicKeyOfStdin, UsageError } from '../cli/key-commands.js'
 
 export default class Pubkey extends BaseCommand {
   static override summary = 'Print the public key of a private key read on stdin.'
@@ -14,13 +13,12 @@ export default class Pubkey extends BaseCommand {
 
   async run(): Promise<{ publicKey: string }> {
     await this.parse(Pubkey)
-    if (process.stdin.isTTY) this.fail('pubkey reads a private key on stdin: e.g. `cunicu-ts pubkey < peer.key`', ExitCode.Usage)
     try {
-      const { key } = await readKeyFile('-')
-      this.log(key.publicKey.toString())
-      return { publicKey: key.publicKey.toString() }
+      const publicKey = await publicKeyOfStdin()
+      this.log(publicKey)
+      return { publicKey }
     } catch (err) {
-      if (err instanceof KeyError) this.fail(err.message, ExitCode.Usage)
+      if (err instanceof UsageError) this.fail(err.message, ExitCode.Usage)
       throw err
     }
   }

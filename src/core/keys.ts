@@ -1,6 +1,6 @@
 // X25519 keys in WireGuard's text form (WIRE.md §1) and the ICE role rule (WIRE.md §2).
 import { x25519 } from '@noble/curves/ed25519.js'
-import { randomBytes } from '@noble/ciphers/utils.js'
+import { generatePrivateKeyBytes } from './key-generation.js'
 
 export const KEY_LENGTH = 32
 
@@ -64,11 +64,7 @@ export class PrivateKey {
 
   /** A fresh key, clamped like `wg genkey`. */
   static generate(): PrivateKey {
-    const k = randomBytes(KEY_LENGTH)
-    k[0]! &= 248
-    k[31]! &= 127
-    k[31]! |= 64
-    return new PrivateKey(k)
+    return new PrivateKey(generatePrivateKeyBytes())
   }
 
   /** Parses base64 text. The error names `what` but never echoes the secret text. */
