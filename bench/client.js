@@ -8,6 +8,7 @@
 //   relay    `pairs` publishers and `pairs` subscribers (one channel = one TCP connection each); publisher i
 //            publishes to subscriber i's key with `window` calls in flight; counts deliveries in the window.
 //            target 'echo': the same publishers call the echo server instead (no subscribers).
+//            `subAddress` (optional): the subscribers connect there instead (another cluster instance).
 //   latency  open-loop: envelopes sent at `rate`/s on a 1 ms timer regardless of answers; each carries its
 //            send time (performance.now(), same process) in its nonce; latency = arrival - send.
 //   hold     `streams` idle subscribe streams spread over `channels` connections, for the memory row.
@@ -97,6 +98,8 @@ function nextMessage(type) {
 
 async function relay(task) {
   const { address, target, pairs, window, warmupMs, measureMs, messageBytes } = task
+  // The cluster row puts the subscribers on another instance than the publishers.
+  const subAddress = task.subAddress ?? address
   const paths = PATHS[target]
   const from = PrivateKey.generate()
   const keys = Array.from({ length: pairs }, () => PrivateKey.generate())
@@ -106,8 +109,8 @@ async function relay(task) {
   let published = 0
   let failed = 0
   if (target === 'signal') {
-    const subs = keys.map(() => newClient(address))
-    await subscribeAll(address, paths, keys.map((k) => k.publicKey.bytes), (i) => subs[i], () => {
+    const subs = keys.map(() => newClient(subAddress))
+    await subscribeAll(subAddress, paths, keys.map((k) => k.publicKey.bytes), (i) => subs[i], () => {
       if (counting) delivered++
     })
   }

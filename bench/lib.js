@@ -1,9 +1,10 @@
 // Helpers shared by the benchmark orchestrator (run.js): child processes that are always killed by PID,
 // bounded waits, /proc readings and small statistics. No benchmark logic lives here.
 import { spawn, fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { cpus, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
@@ -75,15 +76,22 @@ export async function startListeningProcess(args, what) {
       let out = ''
       const onData = (d) => {
         out += d
-        const nl = out.indexOf('\n')
-        if (nl < 0) return
-        child.stdout.off('data', onData)
-        try {
-          const first = JSON.parse(out.slice(0, nl))
-          if (first.type === 'listening' && first.address) resolve(first.address)
-          else reject(new Error(`${what}: unexpected first line ${out.slice(0, nl)}`))
-        } catch (err) {
-          reject(new Error(`${what}: first line is not JSON: ${out.slice(0, nl)}`))
+        // `signal --cluster --json` may print {"type":"cluster","state":"connected",…} before the listening
+        // line; such lines are skipped (at most a few: the loop ends with the first other line).
+        for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
+          const line = out.slice(0, nl)
+          out = out.slice(nl + 1)
+          let first
+          try {
+            first = JSON.parse(line)
+          } catch {
+            child.stdout.off('data', onData)
+            return reject(new Error(`${what}: first line is not JSON: ${line}`))
+          }
+          if (first.type === 'cluster') continue
+          child.stdout.off('data', onData)
+          if (first.type === 'listening' && first.address) return resolve(first.address)
+          return reject(new Error(`${what}: unexpected first line ${line}`))
         }
       }
       child.stdout.on('data', onData)
@@ -96,8 +104,77 @@ export async function startListeningProcess(args, what) {
   return { child, pid: child.pid, address }
 }
 
-export function startSignal() {
-  return startListeningProcess([RUN_JS, 'signal', '--listen', '127.0.0.1:0', '--json'], 'cunicu-ts signal')
+/** `extraArgs`: e.g. ['--cluster', 'redis://127.0.0.1:PORT']. */
+export function startSignal(extraArgs = []) {
+  return startListeningProcess([RUN_JS, 'signal', '--listen', '127.0.0.1:0', '--json', ...extraArgs], 'cunicu-ts signal')
+}
+
+function redisServerBinary() {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).concat('/usr/bin', '/usr/sbin')) {
+    const candidate = join(dir, 'redis-server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  throw new Error('redis-server not found: the cluster row needs the Debian package redis-server (apt-get install -y redis-server)')
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (redis-server cannot be told to pick one itself). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * A redis-server of our own on a free loopback port, storing nothing (as test/helpers/redis.ts starts it),
+ * tracked like every other child so it is killed by PID at the end and on failure. A port taken between
+ * freePort() and the bind is retried (3 attempts).
+ */
+export async function startRedis() {
+  const binary = redisServerBinary()
+  let lastError
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort()
+    const child = track(spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    let log = ''
+    const proc = { child, pid: child.pid, address: `127.0.0.1:${port}`, url: `redis://127.0.0.1:${port}` }
+    try {
+      await withTimeout(
+        new Promise((resolve, reject) => {
+          const onData = (d) => {
+            log += d
+            if (log.includes('Ready to accept connections')) {
+              child.stdout.off('data', onData)
+              child.stderr.off('data', onData)
+              resolve()
+            }
+          }
+          child.stdout.on('data', onData)
+          child.stderr.on('data', onData)
+          child.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready: ${log.trim().split('\n').slice(-3).join(' / ')}`)))
+          child.once('error', reject)
+        }),
+        10_000,
+        `redis-server on port ${port}`,
+      )
+      child.stdout.resume()
+      child.stderr.resume()
+      return proc
+    } catch (err) {
+      lastError = err
+      await stopProcess(proc)
+    }
+  }
+  throw lastError
 }
 
 export function startEcho() {

@@ -29,6 +29,7 @@ import {
   rssKiB,
   runClient,
   startEcho,
+  startRedis,
   startSignal,
   stopClient,
   track,
@@ -87,25 +88,42 @@ function fmt(x, digits = 3) {
 
 // ---- relay throughput -----------------------------------------------------------------------------------
 
-async function relayThroughput(target, address, serverPid) {
+/**
+ * One relay round. `serverPids`: the server process(es) whose CPU is summed into serverCpu (cores busy);
+ * `subAddress`: subscribers connect there instead of `address` (another cluster instance); `watch`: other
+ * processes whose CPU is reported by name in `watchCpu` (the cluster row's redis-server).
+ */
+async function relayThroughput(target, address, serverPids, { subAddress, watch = {} } = {}) {
   const c = CFG.relay
+  const pids = [serverPids].flat()
   const clients = []
   try {
     for (let p = 0; p < c.processes; p++) {
-      clients.push(runClient({ mode: 'relay', target, address, pairs: c.pairsPerProcess, window: c.window, warmupMs: c.warmupMs, measureMs: c.measureMs, messageBytes: MESSAGE_BYTES }, 30_000))
+      clients.push(runClient({ mode: 'relay', target, address, ...(subAddress ? { subAddress } : {}), pairs: c.pairsPerProcess, window: c.window, warmupMs: c.warmupMs, measureMs: c.measureMs, messageBytes: MESSAGE_BYTES }, 30_000))
     }
     const ready = await Promise.all(clients.map((h) => h.next('ready')))
-    const ticks0 = cpuTicks(serverPid)
+    const ticks = () => ({ server: pids.reduce((s, pid) => s + cpuTicks(pid), 0), ...Object.fromEntries(Object.entries(watch).map(([name, pid]) => [name, cpuTicks(pid)])) })
+    const ticks0 = ticks()
     const t0 = performance.now()
     const results = clients.map((h) => h.next('result'))
     for (const h of clients) h.send({ type: 'go' })
     const done = await Promise.all(results)
-    const cpu = (cpuTicks(serverPid) - ticks0) / TICKS_PER_SECOND / ((performance.now() - t0) / 1000)
+    const ticks1 = ticks()
+    const seconds = (performance.now() - t0) / 1000
+    const cores = (name) => (ticks1[name] - ticks0[name]) / TICKS_PER_SECOND / seconds
     const delivered = done.reduce((s, r) => s + r.delivered, 0)
     const failed = done.reduce((s, r) => s + r.failed, 0)
     const perSecond = done.reduce((s, r) => s + (r.delivered * 1000) / r.elapsedMs, 0)
-    if (failed > 0) notes.push(`relay ${target}: ${failed} calls failed`)
-    return { perSecond, delivered, published: done.reduce((s, r) => s + r.published, 0), serverCpu: cpu, envelopeBytes: ready[0].envelopeBytes }
+    if (failed > 0) notes.push(`relay ${target}${subAddress ? ' (subscribers on another instance)' : ''}: ${failed} calls failed`)
+    return {
+      perSecond,
+      delivered,
+      published: done.reduce((s, r) => s + r.published, 0),
+      failed,
+      serverCpu: cores('server'),
+      watchCpu: Object.fromEntries(Object.keys(watch).map((name) => [name, cores(name)])),
+      envelopeBytes: ready[0].envelopeBytes,
+    }
   } finally {
     await Promise.all(clients.map(stopClient))
   }
@@ -444,6 +462,12 @@ async function session() {
 
 // ---- cluster ---------------------------------------------------------------------------------------------
 
+/**
+ * Relay throughput through Redis: the relay row's clients and method, against (a) one `signal --cluster`
+ * instance holding every client, (b) two instances, publishers on the first and their subscribers on the
+ * second, so every envelope crosses Redis; and (c) a plain `signal` (no Redis) as a side figure. The three
+ * alternate in rounds (the order rotates), so the machine's load drifts onto all alike.
+ */
 async function cluster() {
   const help = spawnSync(process.execPath, [RUN_JS, 'signal', '--help'], { cwd: ROOT, env: PROD_ENV, encoding: 'utf8', timeout: 20_000 })
   if (!/--cluster/.test(help.stdout ?? '')) {
@@ -452,9 +476,83 @@ async function cluster() {
     log(note)
     return
   }
-  const note = 'cluster: `signal --cluster` exists, but the 1 vs 2 instance row is not implemented in this harness yet'
-  notes.push(note)
-  log(note)
+  log('cluster: 1 vs 2 instances through Redis')
+  const c = CFG.relay
+  let redis, plain, first, second
+  try {
+    redis = await startRedis()
+    const clusterArgs = ['--cluster', redis.url]
+    ;[plain, first, second] = await Promise.all([startSignal(), startSignal(clusterArgs), startSignal(clusterArgs)])
+    const cases = {
+      two: () => relayThroughput('signal', first.address, [first.pid, second.pid], { subAddress: second.address, watch: { redis: redis.pid } }),
+      one: () => relayThroughput('signal', first.address, [first.pid], { watch: { redis: redis.pid } }),
+      plain: () => relayThroughput('signal', plain.address, [plain.pid]),
+    }
+    const order = Object.keys(cases)
+    const runs = { two: [], one: [], plain: [] }
+    for (let r = 0; r < c.rounds; r++) {
+      for (let i = 0; i < order.length; i++) {
+        const name = order[(i + r) % order.length]
+        runs[name].push(await cases[name]())
+      }
+    }
+    const mean = (list, f) => list.reduce((a, x) => a + f(x), 0) / list.length
+    const total = (list, f) => list.reduce((a, x) => a + f(x), 0)
+    /** Server CPU (all instances of the case) per envelope, µs; and redis-server's, where it took part. */
+    const cpuUs = (list, f) => (total(list, f) / total(list, (x) => x.perSecond)) * 1e6
+    const sum = (list) => ({
+      perSecond: mean(list, (x) => x.perSecond),
+      published: total(list, (x) => x.published),
+      delivered: total(list, (x) => x.delivered),
+      failed: total(list, (x) => x.failed),
+      // Through Redis nothing holds a publisher back until the far instance delivered, so a backlog shows
+      // here as < 1 (envelopes published in the window, delivered after it).
+      deliveredPerPublished: round(total(list, (x) => x.delivered) / total(list, (x) => x.published), 3),
+      signalCpuCores: round(mean(list, (x) => x.serverCpu), 2),
+      signalCpuUsPerEnvelope: round(cpuUs(list, (x) => x.serverCpu), 1),
+      ...(list[0].watchCpu.redis !== undefined
+        ? { redisCpuCores: round(mean(list, (x) => x.watchCpu.redis), 2), redisCpuUsPerEnvelope: round(cpuUs(list, (x) => x.watchCpu.redis), 1) }
+        : {}),
+      perRound: list.map((x) => round(x.perSecond, 0)),
+    })
+    const two = sum(runs.two)
+    const one = sum(runs.one)
+    const noRedis = sum(runs.plain)
+    for (const [name, s] of Object.entries({ '2 instances': two, '1 instance': one, 'plain signal': noRedis })) {
+      // Each envelope is delivered once: far from 1 means lost or duplicated envelopes (window edges aside).
+      const perPublished = s.delivered / s.published
+      if (!(perPublished > 0.9 && perPublished < 1.1)) notes.push(`cluster ${name}: ${s.delivered} delivered for ${s.published} published`)
+    }
+    const n = c.processes * c.pairsPerProcess
+    row({
+      id: 'cluster',
+      name: `cluster: 2 instances through Redis (pub on 1, sub on 2), ${n} pub + ${n} sub`,
+      value: two.perSecond,
+      unit: 'envelopes/s',
+      reference: one.perSecond,
+      referenceName: '1 `signal --cluster` instance with all clients, same run',
+      target: null,
+      detail: {
+        twoInstances: two,
+        oneInstance: one,
+        plainSignal: noRedis,
+        oneInstanceVsPlain: round(one.perSecond / noRedis.perSecond, 3),
+        rounds: c.rounds,
+        clientProcesses: c.processes,
+        inFlightPerPublisher: c.window,
+        envelopeBytes: runs.two[0].envelopeBytes,
+      },
+    })
+    const cpuNote =
+      `cluster: server CPU per envelope: 2 instances ${two.signalCpuUsPerEnvelope} µs (both signals) + ${two.redisCpuUsPerEnvelope} µs redis-server, ` +
+      `1 instance ${one.signalCpuUsPerEnvelope} µs + ${one.redisCpuUsPerEnvelope} µs redis-server, plain signal ${noRedis.signalCpuUsPerEnvelope} µs; ` +
+      `1 instance with --cluster vs plain signal: ${fmt(one.perSecond)} vs ${fmt(noRedis.perSecond)} envelopes/s (${fmt(one.perSecond / noRedis.perSecond)})`
+    notes.push(cpuNote)
+    log(`    ${cpuNote}`)
+  } finally {
+    await Promise.all([first, second, plain].map(stopProcess))
+    await stopProcess(redis)
+  }
 }
 
 // ---- main ---------------------------------------------------------------------------------------------
