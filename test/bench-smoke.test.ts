@@ -17,6 +17,7 @@ interface Row {
 }
 
 const ROWS = [
+  'cluster',
   'relay',
   'relay-cpu',
   'latency-p50-1000',
