@@ -18,6 +18,8 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --interface eth0 --stun stun:stun.example.net:3478', description: 'Host candidates from eth0 plus a server-reflexive one' },
+    { command: '<%= config.bin %> session -k a.key "$PEER_B" --forward 127.0.0.1:51821', description: 'Carry a local UDP app (e.g. WireGuard with endpoint 127.0.0.1:51821) to the peer, sealed' },
+    { command: "<%= config.bin %> session -k a.key \"$PEER_B\" --turn 'turn:turn.example.net:3478?username=U&password=P'", description: 'Also a relayed candidate (servers started with signal --relay hand these out by themselves)' },
   ]
   static override args = {
     peer: Args.string({ description: "The peer's public key, base64.", required: true }),
@@ -26,7 +28,22 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     ...keyFlags,
     ...backendFlags,
     stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true, multipleNonGreedy: true }),
+    turn: Flags.string({
+      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P (or turn:U:P@HOST:PORT); repeatable.',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
+    'server-relays': Flags.boolean({
+      summary: "Ask the grpc:// servers for STUN/TURN servers (RelayRegistry.GetRelays, `signal --relay`); --no-server-relays to skip.",
+      default: true,
+      allowNo: true,
+    }),
     interface: Flags.string({ char: 'i', summary: 'Take host candidates only from this interface name or IP; repeatable.', multiple: true, multipleNonGreedy: true }),
+    forward: Flags.string({
+      summary: 'Once the path is verified, carry UDP datagrams between this local IP:PORT and the peer, each sealed with the session keys.',
+      description: 'We listen on IP:PORT; what a local app sends there goes to the peer, and what the peer sends goes to the app (the last local sender, or --forward-to). E.g. point a WireGuard peer endpoint at it. Throughput and loss are reported every second.',
+    }),
+    'forward-to': Flags.string({ summary: 'Deliver the peer\'s datagrams to this local IP:PORT instead of the last local sender.', dependsOn: ['forward'] }),
     loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
     'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up.' }),
     timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected within this many seconds.', min: 1 }),
@@ -39,18 +56,46 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
     const { Session } = await import('../core/session/session.js')
+    let forwarder: import('../core/session/forwarder.js').Forwarder | undefined
+    if (flags.forward) {
+      const { Forwarder } = await import('../core/session/forwarder.js')
+      const listen = flags.forward
+      const to = flags['forward-to']
+      forwarder = await Forwarder.open({ listen, ...(to ? { to } : {}) }).catch((err: unknown) => {
+        void client.backend.close()
+        shutdown.dispose()
+        return this.fail((err as Error).message, ExitCode.Usage)
+      })
+    }
+    const { parseTurnUrl, resolveIceServers } = await import('../core/session/relays.js')
+    const turnFlags = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnUrl(url), '--turn'))
+    const iceServers = await resolveIceServers({
+      ...(flags.stun ? { stunUrls: flags.stun } : {}),
+      turnServers: turnFlags,
+      backendUrls: flags['server-relays'] ? backendUrls(flags.backend) : [],
+      publicKey: client.key.publicKey.bytes,
+      ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
+    })
     const session = new Session({
       backend: client.backend,
       ours: client.key,
       theirs: peer,
       ice: {
-        ...(flags.stun ? { stunUrls: flags.stun } : {}),
+        ...(iceServers.stunUrls.length ? { stunUrls: iceServers.stunUrls } : {}),
+        ...(iceServers.turnServers.length ? { turnServers: iceServers.turnServers } : {}),
         ...(flags.interface ? { interfaces: flags.interface } : {}),
         loopback: flags.loopback,
       },
       signal: shutdown.signal,
+      ...(forwarder ? { forwarder } : {}),
     })
     const unmount = this.wantsNdjson(flags.json) ? (session.events.on(writeNdjson), async () => {}) : (await import('../ui/session-view.js')).showSession(session.events)
+
+    const at = () => new Date().toISOString()
+    for (const message of iceServers.errors) session.events.emit({ at: at(), type: 'error', source: 'backend', message: `${message}; going on without its relays` })
+    if (iceServers.stunUrls.length || iceServers.turnInfo.length || iceServers.skipped.length) {
+      session.events.emit({ at: at(), type: 'relays', stun: iceServers.stunUrls, turn: iceServers.turnInfo, skipped: iceServers.skipped })
+    }
 
     const goal = new AbortController()
     let connected = false
@@ -71,6 +116,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     } finally {
       clearTimeout(timer)
       await session.close()
+      await forwarder?.close()
       await client.backend.close()
       shutdown.dispose()
       await unmount()

@@ -89,6 +89,20 @@ export function SessionLogLine({ event, label }: { event: SessionEvent; label?: 
           {prefix}role <Text bold>{event.role}</Text> <Text dimColor>({event.reason})</Text>
         </Text>
       )
+    case 'forward':
+      // Counters every second: the panel shows the latest; the log only when a path stops carrying them.
+      return event.active ? null : (
+        <Text>
+          {prefix}forward {event.local} paused: {forwardLine(event)}
+        </Text>
+      )
+    case 'relays':
+      return (
+        <Text>
+          {prefix}relays {[...event.stun.map((u) => `stun ${u}`), ...event.turn.map((t) => `turn ${t.url} (${t.source})`)].join(' · ') || 'none'}
+          {event.skipped.length ? <Text dimColor> (skipped: {event.skipped.join('; ')})</Text> : null}
+        </Text>
+      )
     case 'subscribed':
       return (
         <Text>
@@ -132,9 +146,32 @@ export function SessionPanel({ events, title }: { events: readonly SessionEvent[
           '—'
         )}
       </Text>
+      <ForwardLine events={events} />
       {s.backend ? <Text dimColor>backend {s.backend}</Text> : null}
       {s.lastError ? <Text color="red">last error {s.lastError}</Text> : null}
     </Box>
+  )
+}
+
+type ForwardEvent = Extract<SessionEvent, { type: 'forward' }>
+
+const rate = (bitsPerSecond: number) =>
+  bitsPerSecond >= 1e6 ? `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s` : `${(bitsPerSecond / 1e3).toFixed(1)} kbit/s`
+
+function forwardLine(f: ForwardEvent): string {
+  return `⇒ ${f.sent.datagrams} (${bytes(f.sent.bytes)}, ${rate(f.rate.sentBitsPerSecond)}) ⇐ ${f.received.datagrams} (${bytes(f.received.bytes)}, ${rate(f.rate.receivedBitsPerSecond)}) · lost ${f.lost} (${f.lossPercent}%)`
+}
+
+function ForwardLine({ events }: { events: readonly SessionEvent[] }) {
+  let last: ForwardEvent | undefined
+  for (let i = events.length - 1; i >= 0 && !last; i--) if (events[i]!.type === 'forward') last = events[i] as ForwardEvent
+  if (!last) return null
+  return (
+    <Text>
+      forward {last.local}
+      {last.app ? ` ⇄ ${last.app}` : ''} <Text color={last.active ? 'green' : 'gray'}>{last.active ? 'active' : 'idle'}</Text> {forwardLine(last)}
+      {last.invalid + last.replayed ? <Text color="yellow"> · refused {last.invalid + last.replayed}</Text> : null}
+    </Text>
   )
 }
 

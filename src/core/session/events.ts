@@ -2,6 +2,7 @@
 import type { BackendStatus } from '../backend.js'
 import type { IceRole } from '../keys.js'
 import type { MessageKind } from '../message-json.js'
+import type { ForwardStats } from './forwarder.js'
 
 export type SessionState =
   | 'idle' // subscribed, waiting for the peer's credentials
@@ -30,6 +31,16 @@ export interface CandidateInfo {
   tcpType?: 'active' | 'passive' | 'so'
 }
 
+/** A TURN server the session uses (never its password). */
+export interface RelayServerInfo {
+  url: string
+  username: string
+  /** 'flag': --turn; 'server': the signaling server's RelayRegistry. */
+  source: 'flag' | 'server'
+  /** ISO 8601, for time-limited credentials. */
+  expires?: string
+}
+
 interface At {
   /** ISO 8601 time the event happened. */
   at: string
@@ -46,7 +57,9 @@ export type SessionEvent = At &
     | { type: 'verified'; rttMs: number }
     | { type: 'unverified'; reason: string }
     | { type: 'backend'; status: BackendStatus }
-    | { type: 'error'; source: 'envelope' | 'ice' | 'backend' | 'publish' | 'probe'; message: string }
+    | { type: 'error'; source: 'envelope' | 'ice' | 'backend' | 'publish' | 'probe' | 'forward'; message: string }
+    | { type: 'relays'; stun: string[]; turn: RelayServerInfo[]; skipped: string[] }
+    | ({ type: 'forward' } & ForwardStats)
   )
 
 export type SessionEventType = SessionEvent['type']

@@ -1,11 +1,15 @@
 // One werift-ice agent for one set of credentials, with the workarounds of ICE-NOTES applied: our
 // credentials and STUN server set before gathering, and a connect() that fails instead of hanging.
-import { CandidatePairState, Connection, type CandidatePair, type IceState } from 'werift-ice'
+import { CandidatePairState, Connection, type Candidate as WeriftCandidate, type CandidatePair, type IceState } from 'werift-ice'
 import { Emitter } from '../emitter.js'
 import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapping.js'
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
-import { stunServer, weriftOptions, type IceOptions } from './ice-options.js'
+import { stunServer, turnOptions, weriftOptions, type IceOptions } from './ice-options.js'
+import { installTurnRefreshFix } from './turn-refresh.js'
+
+// A closed agent with a TURN allocation must not keep the process alive (see turn-refresh.ts).
+installTurnRefreshFix()
 
 export interface IceAgentOptions {
   controlling: boolean
@@ -49,7 +53,7 @@ export class IceAgent {
   #onClose = new Set<() => void>()
 
   constructor(options: IceAgentOptions) {
-    const connection = new Connection(options.controlling, weriftOptions(options.ice))
+    const connection = new Connection(options.controlling, { ...weriftOptions(options.ice), ...turnOptions(options.ice) })
     // The constructor defaults to stun.l.google.com; the option cannot turn it off, the field can.
     connection.stunServer = stunServer(options.ice)
     // Pitfall 1: host candidates copy localUsername when gathered, so these must be set first.
@@ -65,6 +69,11 @@ export class IceAgent {
         info = candidateInfoFromWerift(candidate)
       } catch {
         return // a transport we cannot describe on the wire (cunīcu's proto knows udp/tcp only)
+      }
+      if (info.type === 'host' || info.type === 'relay') enlargeSocketBuffers(connection, candidate)
+      if (info.type === 'relay') {
+        const transport = pairLateLocalCandidate(connection, candidate)
+        if (transport) info.relayProtocol = transport
       }
       this.localCandidates.emit(info)
     })
@@ -161,6 +170,42 @@ export class IceAgent {
 
 export function describePair(pair: CandidatePair): NominatedPair {
   return { local: candidateInfoFromWerift(pair.localCandidate), remote: candidateInfoFromWerift(pair.remoteCandidate) }
+}
+
+/**
+ * werift pairs a relayed candidate (its TURN allocation finishes after the host candidates) only with remote
+ * candidates added later; the ones already known would never be checked through the relay, so pair them now.
+ */
+function pairLateLocalCandidate(connection: Connection, candidate: WeriftCandidate): 'udp' | 'tcp' | 'tls' | undefined {
+  type TurnInternals = { localCandidate?: WeriftCandidate; turn?: { transport?: { type?: string } } }
+  const internals = connection as unknown as { protocols?: TurnInternals[]; pairLocalProtocol?: (protocol: unknown) => void }
+  const protocol = internals.protocols?.find((p) => p.localCandidate === candidate)
+  if (!protocol) return undefined
+  if (typeof internals.pairLocalProtocol === 'function') internals.pairLocalProtocol.call(connection, protocol)
+  // The transport to the TURN server (relay_protocol on the wire); werift falls back from udp to tcp.
+  const type = protocol.turn?.transport?.type
+  return type === 'udp' || type === 'tcp' || type === 'tls' ? type : undefined
+}
+
+/** Receive/send buffer asked for each agent socket (the kernel caps it at net.core.rmem_max/wmem_max). */
+const SOCKET_BUFFER_BYTES = 4 << 20
+
+/**
+ * werift's sockets keep the kernel default receive buffer (~200 KiB, ~90 datagrams of 1 KB): a forwarded
+ * stream loses datagrams whenever the event loop pauses a few ms. Best effort: a smaller cap is fine.
+ */
+function enlargeSocketBuffers(connection: Connection, candidate: WeriftCandidate): void {
+  type Sock = { setRecvBufferSize?: (n: number) => void; setSendBufferSize?: (n: number) => void }
+  type ProtocolInternals = { localCandidate?: WeriftCandidate; transport?: { socket?: Sock }; turn?: { transport?: { socket?: Sock } } }
+  const protocols = (connection as unknown as { protocols?: ProtocolInternals[] }).protocols
+  const protocol = protocols?.find((p) => p.localCandidate === candidate)
+  const socket = protocol?.transport?.socket ?? protocol?.turn?.transport?.socket
+  try {
+    socket?.setRecvBufferSize?.(SOCKET_BUFFER_BYTES)
+    socket?.setSendBufferSize?.(SOCKET_BUFFER_BYTES)
+  } catch {
+    // not bound yet or closed: keep the default
+  }
 }
 
 function formatSeconds(ms: number): string {

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { IceOptions as WeriftIceOptions } from 'werift-ice'
+import type { TurnServer } from './relays.js'
 
 export interface IceOptions {
   /** STUN servers such as "stun:127.0.0.1:3478"; werift asks only the first. Default: none. */
@@ -11,6 +12,8 @@ export interface IceOptions {
   interfaces?: string[]
   /** One-host mode: only 127.0.0.1 host candidates. */
   loopback?: boolean
+  /** TURN servers for relayed candidates (`--turn`, the server's relay registry); werift uses only the first. */
+  turnServers?: TurnServer[]
   /** Per connect attempt, milliseconds. Default 15000. */
   connectTimeoutMs?: number
 }
@@ -77,4 +80,11 @@ export function weriftOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
 export function stunServer(ice: IceOptions = {}): StunAddress | undefined {
   const first = ice.stunUrls?.[0]
   return first === undefined ? undefined : parseStunUrl(first)
+}
+
+/** werift's TURN options for the first TURN server, or none. */
+export function turnOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
+  const turn = ice.turnServers?.[0]
+  if (!turn) return {}
+  return { turnServer: [turn.host, turn.port], turnUsername: turn.username, turnPassword: turn.password, turnTransport: turn.transport }
 }

@@ -167,3 +167,51 @@ function channelCredentials(insecure: boolean, skipVerify: boolean, caFile: stri
   if (skipVerify) return grpcCredentials.createSsl(roots, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
   return grpcCredentials.createSsl(roots)
 }
+
+export interface ResolveIceServersOptions {
+  /** --stun values, used first. */
+  stunUrls?: string[]
+  /** --turn values, parsed (parseTurnUrl), used first. */
+  turnServers?: TurnServer[]
+  /** Backends to ask with GetRelays (only grpc:// ones are asked). */
+  backendUrls?: string[]
+  publicKey: Uint8Array
+  caFile?: string
+  timeoutMs?: number
+}
+
+export interface ResolvedIceServers extends IceServers {
+  /** For the 'relays' event: what came from where (no passwords). */
+  turnInfo: { url: string; username: string; source: 'flag' | 'server'; expires?: string }[]
+  /** Relays the servers offered that cannot be used, with the reason. */
+  skipped: string[]
+  /** Servers that could not be asked (the session goes on without their relays). */
+  errors: string[]
+}
+
+/** The flags' servers first, then every grpc:// backend's relays (asked in parallel), duplicates dropped. */
+export async function resolveIceServers(options: ResolveIceServersOptions): Promise<ResolvedIceServers> {
+  const out: ResolvedIceServers = { stunUrls: [...(options.stunUrls ?? [])], turnServers: [], turnInfo: [], skipped: [], errors: [] }
+  const addTurn = (server: TurnServer, source: 'flag' | 'server') => {
+    if (out.turnServers.some((t) => t.url === server.url && t.username === server.username)) return
+    out.turnServers.push(server)
+    out.turnInfo.push({ url: server.url, username: server.username, source, ...(server.expires ? { expires: server.expires.toISOString() } : {}) })
+  }
+  for (const server of options.turnServers ?? []) addTurn(server, 'flag')
+  const asked = await Promise.allSettled(
+    (options.backendUrls ?? []).map((url) =>
+      fetchRelays(url, { publicKey: options.publicKey, ...(options.caFile ? { caFile: options.caFile } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) }),
+    ),
+  )
+  for (const result of asked) {
+    if (result.status === 'rejected') {
+      out.errors.push((result.reason as Error).message)
+      continue
+    }
+    const servers = iceServersFromRelays(result.value)
+    for (const url of servers.stunUrls) if (!out.stunUrls.includes(url)) out.stunUrls.push(url)
+    for (const server of servers.turnServers) addTurn(server, 'server')
+    out.skipped.push(...servers.skipped)
+  }
+  return out
+}

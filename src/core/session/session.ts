@@ -16,6 +16,7 @@ import type { CandidateInfo, SessionEvent, SessionState } from './events.js'
 import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
 import { PathProbe } from './path-probe.js'
+import { forwardKey, type Forwarder } from './forwarder.js'
 
 export type { IceOptions } from './ice-options.js'
 
@@ -30,6 +31,8 @@ export interface SessionOptions {
   probeTimeoutMs?: number
   /** Aborting closes the session. */
   signal?: AbortSignal
+  /** `--forward`: attached to each verified path; its stats become 'forward' events. The caller closes it. */
+  forwarder?: Forwarder
 }
 
 export class SessionError extends Error {
@@ -93,6 +96,9 @@ export class Session {
   #restartTimer?: NodeJS.Timeout
   #offStatus?: () => void
   #offAbort?: () => void
+  #offForward?: () => void
+  /** The attempt whose path the forwarder carries datagrams over. */
+  #forwarding?: Attempt
 
   constructor(options: SessionOptions) {
     // Throws for equal keys: a peer cannot hold a session with itself (WIRE.md §2).
@@ -104,6 +110,12 @@ export class Session {
     this.#handler = {
       onMessage: (received) => this.#onMessage(received),
       onError: (failure) => this.#onEnvelopeError(failure),
+    }
+    const forwarder = options.forwarder
+    if (forwarder) {
+      const offStats = forwarder.stats.on((stats) => this.#emit({ type: 'forward', ...stats }))
+      const offErrors = forwarder.errors.on((message) => this.#emit({ type: 'error', source: 'forward', message }))
+      this.#offForward = () => (offStats(), offErrors())
     }
     const signal = options.signal
     if (signal) {
@@ -155,6 +167,9 @@ export class Session {
   }
 
   async #close(): Promise<void> {
+    // Before 'closed', so the final forward counters are the last thing the forwarder reports.
+    this.#detachForwarder()
+    this.#offForward?.()
     this.#setState('closed')
     this.#closed = true
     this.#offAbort?.()
@@ -302,12 +317,19 @@ export class Session {
       role: this.role,
       send: (datagram) => agent.send(datagram),
       timeoutMs: this.#o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
-      onVerified: (rttMs) => current() && this.#emit({ type: 'verified', rttMs }),
+      onVerified: (rttMs) => {
+        if (!current()) return
+        this.#emit({ type: 'verified', rttMs })
+        this.#attachForwarder(attempt, probeKey)
+      },
       onUnverified: (reason) => current() && this.#emit({ type: 'unverified', reason }),
       onError: (message) => current() && this.#emit({ type: 'error', source: 'probe', message }),
     })
     // Before connect(): the controlled side can receive the peer's probes before its connect() resolves.
-    agent.data.on((datagram) => attempt.probe?.handle(datagram))
+    agent.data.on((datagram) => {
+      if (attempt.probe?.handle(datagram)) return
+      if (this.#forwarding === attempt) this.#o.forwarder?.handle(datagram)
+    })
     agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
     agent.states.on((state) => {
       if ((state === 'failed' || state === 'disconnected') && attempt.connected) {
@@ -431,7 +453,22 @@ export class Session {
     }, delay)
   }
 
+  #attachForwarder(attempt: Attempt, boxKey: Uint8Array): void {
+    const { forwarder } = this.#o
+    const agent = attempt.agent
+    if (!forwarder || !agent || !attempt.remote) return
+    this.#forwarding = attempt
+    forwarder.attach({ key: forwardKey(boxKey, this.role, attempt.local, attempt.remote), role: this.role, send: (d) => agent.send(d) })
+  }
+
+  #detachForwarder(): void {
+    if (!this.#forwarding) return
+    this.#forwarding = undefined
+    this.#o.forwarder?.detach()
+  }
+
   #endAttempt(attempt: Attempt): void {
+    if (this.#forwarding === attempt) this.#detachForwarder()
     if (attempt.done) return
     attempt.done = true
     clearTimeout(attempt.watchdog)

@@ -1,0 +1,252 @@
+// A network-namespace test bed: a "public" namespace (signaling server, STUN/TURN) on a bridge, NAT router
+// namespaces on that bridge, and a peer namespace behind each router. Nothing touches the host's own
+// interfaces or routes: every link is created inside the namespaces (`ip -n NS link add ... peer ... netns`),
+// every address is a private one assigned inside them, and NAT rules live in the routers' own nftables.
+// Every namespace name starts with a per-run prefix so cleanup can find all of them, also after a crash.
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+
+/** All test namespaces start with this; the run's prefix adds the PID so parallel runs never collide. */
+export const NETNS_PREFIX = 'ctsnat-'
+
+export type NatKind =
+  /** Endpoint-independent mapping (Linux masquerade keeps the source port): hole punching works. */
+  | 'endpoint-independent'
+  /** A new random port for every destination (nft `masquerade random`): symmetric, only a relay gets through. */
+  | 'symmetric'
+
+export interface Privilege {
+  ok: boolean
+  reason: string
+}
+
+/** Whether this process may create network namespaces (root with CAP_NET_ADMIN, `ip` present). */
+export function netnsPrivilege(): Privilege {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    return { ok: false, reason: 'needs root: network namespaces (ip netns add) require CAP_SYS_ADMIN/CAP_NET_ADMIN' }
+  }
+  const probe = `${NETNS_PREFIX}${process.pid}-probe`
+  const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' })
+  if (add.error) return { ok: false, reason: `needs iproute2's ip: ${add.error.message}` }
+  if (add.status !== 0) return { ok: false, reason: `ip netns add is not permitted here: ${add.stderr.trim()}` }
+  spawnSync('ip', ['netns', 'del', probe])
+  return { ok: true, reason: '' }
+}
+
+/** Tools the bed needs beyond ip; missing ones are a failure with the package to install, not a skip. */
+export function requireTools(tools: Record<string, string>): void {
+  const missing = Object.entries(tools).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+  if (missing.length) {
+    throw new Error(`missing ${missing.map(([b, p]) => `${b} (apt-get install ${p})`).join(', ')}: .ci/run installs them`)
+  }
+}
+
+function run(args: string[], input?: string): string {
+  try {
+    return execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 })
+  } catch (err) {
+    const e = err as { stderr?: string; message: string }
+    throw new Error(`${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`)
+  }
+}
+
+/** Deletes namespaces of runs whose process is gone (a crashed or killed earlier run), never a live run's. */
+export function removeStaleNamespaces(): void {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? ''
+    const match = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name)
+    if (!match) continue
+    const pid = Number(match[1])
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch {
+      alive = false
+    }
+    if (!alive) deleteNamespace(name)
+  }
+}
+
+/** Kills every process still inside the namespace (all started by this bed), then deletes it. */
+function deleteNamespace(name: string): void {
+  const pids = (spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '').split(/\s+/).filter(Boolean).map(Number)
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  spawnSync('ip', ['netns', 'del', name])
+}
+
+export interface BedAddresses {
+  /** The public namespace's address: signaling server, STUN and TURN. */
+  publicIp: string
+  routers: Record<'a' | 'b', { wan: string; lan: string }>
+  peers: Record<'a' | 'b', string>
+}
+
+export const ADDRESSES: BedAddresses = {
+  publicIp: '10.231.0.1',
+  routers: { a: { wan: '10.231.0.11', lan: '10.231.11.1' }, b: { wan: '10.231.0.12', lan: '10.231.12.1' } },
+  peers: { a: '10.231.11.2', b: '10.231.12.2' },
+}
+
+export interface BedOptions {
+  nat: Record<'a' | 'b', NatKind>
+}
+
+/**
+ *   peer-a (eth0 10.231.11.2) ── router-a (lan0 .11.1 | wan0 10.231.0.11, NAT) ──┐
+ *                                                                              br0 10.231.0.1 (public)
+ *   peer-b (eth0 10.231.12.2) ── router-b (lan0 .12.1 | wan0 10.231.0.12, NAT) ──┘
+ * The routers have no route to each other's LAN, so host candidates cannot reach the other peer.
+ */
+export class NetnsBed {
+  readonly prefix: string
+  readonly ns: { pub: string; sink: string; routerA: string; routerB: string; peerA: string; peerB: string }
+  readonly addresses = ADDRESSES
+  readonly #children = new Set<ChildProcessWithoutNullStreams>()
+  #created: string[] = []
+
+  constructor(readonly name: string) {
+    this.prefix = `${NETNS_PREFIX}${process.pid}-${name}-`
+    this.ns = {
+      pub: `${this.prefix}pub`,
+      sink: `${this.prefix}sink`,
+      routerA: `${this.prefix}ra`,
+      routerB: `${this.prefix}rb`,
+      peerA: `${this.prefix}pa`,
+      peerB: `${this.prefix}pb`,
+    }
+  }
+
+  /** Builds the topology; on any failure everything created so far is removed before the error propagates. */
+  create(options: BedOptions): this {
+    try {
+      this.#build(options)
+    } catch (err) {
+      this.destroy()
+      throw err
+    }
+    return this
+  }
+
+  #addNs(name: string): void {
+    run(['ip', 'netns', 'add', name])
+    this.#created.push(name)
+    run(['ip', '-n', name, 'link', 'set', 'lo', 'up'])
+  }
+
+  #build(options: BedOptions): void {
+    const { ns, addresses: A } = this
+    for (const name of Object.values(ns)) this.#addNs(name)
+    // The public segment: a bridge in the public namespace, one port per router.
+    run(['ip', '-n', ns.pub, 'link', 'add', 'br0', 'type', 'bridge'])
+    run(['ip', '-n', ns.pub, 'addr', 'add', `${A.publicIp}/24`, 'dev', 'br0'])
+    run(['ip', '-n', ns.pub, 'link', 'set', 'br0', 'up'])
+    // "The rest of the internet": a default route to a sink namespace that forwards nothing, so datagrams to
+    // unknown (e.g. the peers' private) addresses vanish silently, as they would upstream. Without it
+    // coturn's sendto() to a private host candidate fails with ENETUNREACH and coturn closes the allocation.
+    run(['ip', '-n', ns.pub, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.sink])
+    run(['ip', '-n', ns.pub, 'addr', 'add', '10.231.254.1/30', 'dev', 'up0'])
+    run(['ip', '-n', ns.pub, 'link', 'set', 'up0', 'up'])
+    run(['ip', '-n', ns.sink, 'addr', 'add', '10.231.254.2/30', 'dev', 'eth0'])
+    run(['ip', '-n', ns.sink, 'link', 'set', 'eth0', 'up'])
+    run(['ip', '-n', ns.pub, 'route', 'add', 'default', 'via', '10.231.254.2'])
+    for (const side of ['a', 'b'] as const) {
+      const router = side === 'a' ? ns.routerA : ns.routerB
+      const peer = side === 'a' ? ns.peerA : ns.peerB
+      const r = A.routers[side]
+      // Router WAN <-> a bridge port in the public namespace (both ends created inside namespaces).
+      run(['ip', '-n', router, 'link', 'add', 'wan0', 'type', 'veth', 'peer', 'name', `port-${side}`, 'netns', ns.pub])
+      run(['ip', '-n', ns.pub, 'link', 'set', `port-${side}`, 'master', 'br0'])
+      run(['ip', '-n', ns.pub, 'link', 'set', `port-${side}`, 'up'])
+      run(['ip', '-n', router, 'addr', 'add', `${r.wan}/24`, 'dev', 'wan0'])
+      run(['ip', '-n', router, 'link', 'set', 'wan0', 'up'])
+      run(['ip', '-n', router, 'route', 'add', 'default', 'via', A.publicIp])
+      // Router LAN <-> the peer's eth0.
+      run(['ip', '-n', router, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer])
+      run(['ip', '-n', router, 'addr', 'add', `${r.lan}/24`, 'dev', 'lan0'])
+      run(['ip', '-n', router, 'link', 'set', 'lan0', 'up'])
+      run(['ip', '-n', peer, 'addr', 'add', `${A.peers[side]}/24`, 'dev', 'eth0'])
+      run(['ip', '-n', peer, 'link', 'set', 'eth0', 'up'])
+      run(['ip', '-n', peer, 'route', 'add', 'default', 'via', r.lan])
+      // Forwarding and NAT, inside the router's namespace only.
+      run(['ip', 'netns', 'exec', router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+      const masquerade = options.nat[side] === 'symmetric' ? 'masquerade random' : 'masquerade persistent'
+      run(['ip', 'netns', 'exec', router, 'nft', '-f', '-'], natRuleset(masquerade))
+    }
+  }
+
+  /** Runs a command in a namespace to completion. */
+  exec(ns: string, args: string[]): string {
+    return run(['ip', 'netns', 'exec', ns, ...args])
+  }
+
+  /** Starts a long-running process in a namespace; it is killed by PID in destroy(). */
+  spawn(ns: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessWithoutNullStreams {
+    // `ip netns exec` execs the command after setns(), so the child's PID is the command's own.
+    const child = spawn('ip', ['netns', 'exec', ns, ...args], { env, stdio: 'pipe' })
+    this.#children.add(child)
+    child.on('exit', () => this.#children.delete(child))
+    return child
+  }
+
+  /** Kills what it spawned (by PID), then removes every namespace (with their links and nft rules). Idempotent. */
+  destroy(): void {
+    for (const child of this.#children) {
+      if (child.pid && child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(child.pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.#children.clear()
+    for (const name of this.#created.reverse()) deleteNamespace(name)
+    this.#created = []
+    // Anything else under this bed's prefix (e.g. created before a failure was noticed).
+    const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
+    for (const line of list.split('\n')) {
+      const name = line.split(' ')[0] ?? ''
+      if (name.startsWith(this.prefix)) deleteNamespace(name)
+    }
+  }
+
+  /** Namespaces of this bed that still exist (for the cleanup assertion). */
+  leftovers(): string[] {
+    const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
+    return list
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(this.prefix))
+  }
+}
+
+function natRuleset(masquerade: string): string {
+  return `table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan0" ${masquerade}
+  }
+}
+table ip filter {
+  # A home router drops unsolicited packets to itself: dropped before conntrack confirms them, a hole-punching
+  # packet that arrives before our side punched leaves no entry behind that would make masquerade pick
+  # another port for our own packets to that peer (that would turn any NAT symmetric).
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    ct state established,related accept
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname "lan0" oifname "wan0" accept
+    iifname "wan0" oifname "lan0" ct state established,related accept
+  }
+}
+`
+}
