@@ -10,6 +10,7 @@ import { CliProcess, killAll } from './helpers/cli.js'
 import { netnsPrivilege, NetnsBed, removeStaleNamespaces, requireTools, type NatKind } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSession, startSignal, type Pair } from './netns/peers.js'
+import { turnRestCredentials } from '../src/core/server/relay-registry.js'
 
 const privilege = netnsPrivilege()
 const SECRET = 'cunicu-ts-nat-test-secret'
@@ -41,15 +42,24 @@ interface Connected {
   context: () => string
 }
 
-/** Builds the bed, starts coturn, signal and both sessions (forwarding on), and waits for verified paths. */
-async function connect(name: string, nat: Record<'a' | 'b', NatKind>): Promise<Connected> {
+/**
+ * Builds the bed, starts coturn, signal and both sessions (forwarding on), and waits for verified paths.
+ * TURN comes from the server's relay registry, or with `turnFlag` from `--turn` only (the server has none).
+ */
+async function connect(name: string, nat: Record<'a' | 'b', NatKind>, turnFlag = false): Promise<Connected> {
   bed = new NetnsBed(name).create({ nat })
   coturn = await startCoturn(bed, { secret: SECRET })
   const ip = bed.addresses.publicIp
-  const { backend } = await startSignal(bed, [`turn:${ip}:3478?secret=${SECRET}&ttl=1h`])
+  const { backend } = await startSignal(bed, turnFlag ? [] : [`turn:${ip}:3478?secret=${SECRET}&ttl=1h`])
   const { a, b } = makePeers()
-  const pa = startSession(bed, bed.ns.peerA, a, b, backend, ['--timeout', '60', '--forward', `127.0.0.1:${PORTS.forwardA}`])
+  const turnArgs = (user: string) => {
+    if (!turnFlag) return []
+    const { username, password } = turnRestCredentials(SECRET, user, Math.floor(Date.now() / 1000) + 600)
+    return ['--no-server-relays', '--turn', `turn:${ip}:3478?username=${encodeURIComponent(username)}&password=${encodeURIComponent(password)}`]
+  }
+  const pa = startSession(bed, bed.ns.peerA, a, b, backend, ['--timeout', '60', '--forward', `127.0.0.1:${PORTS.forwardA}`, ...turnArgs('peer-a')])
   const pb = startSession(bed, bed.ns.peerB, b, a, backend, [
+    ...turnArgs('peer-b'),
     '--timeout',
     '60',
     '--forward',
@@ -63,8 +73,9 @@ async function connect(name: string, nat: Record<'a' | 'b', NatKind>): Promise<C
     throw new Error(`${err.message.split('\n')[0]}\n${context()}`)
   })
   for (const p of [pa, pb]) {
-    // The TURN server came from the signaling server's relay registry, not from a flag.
-    expect(p.events.find((e) => e.type === 'relays'), context()).toMatchObject({ turn: [{ url: `turn:${ip}:3478?transport=udp`, source: 'server' }] })
+    // The TURN server came from the signaling server's relay registry (or, asked for, from --turn only).
+    const source = turnFlag ? 'flag' : 'server'
+    expect(p.events.find((e) => e.type === 'relays'), context()).toMatchObject({ turn: [{ url: `turn:${ip}:3478?transport=udp`, source }] })
   }
   const pairs = { a: lastPair(pa)!, b: lastPair(pb)! }
   console.log(`[nat ${name}] A: ${describePair(pairs.a)} | B: ${describePair(pairs.b)}`)
@@ -163,4 +174,11 @@ describe.skipIf(!privilege.ok)(`NAT traversal in network namespaces${privilege.o
     expect(result.lossPercent).toBeLessThan(1)
     await stop(c)
   }, 180_000)
+
+  it('--turn with credentials on the command line (no server relays): a relay pair behind a symmetric NAT', async () => {
+    const c = await connect('flag', { a: 'symmetric', b: 'endpoint-independent' }, true)
+    for (const pair of [c.pairs.a, c.pairs.b]) expect(hasRelay(pair), describePair(pair)).toBe(true)
+    expect(coturn!.log()).toMatch(/user <\d{10}:peer-a>: incoming packet ALLOCATE processed, success/)
+    await stop(c)
+  }, 120_000)
 })
