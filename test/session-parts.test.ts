@@ -246,6 +246,29 @@ describe('path probe sealing', () => {
     }
   })
 
+  it('does not count answers given before start(): werift may have dropped them', async () => {
+    const sentByA: Uint8Array[] = []
+    const sentByB: Uint8Array[] = []
+    const verified: string[] = []
+    const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 2000, intervalMs: 1000, send: async (d) => void sentByA.push(d), onVerified: () => verified.push('A'), onUnverified: () => {} })
+    const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, intervalMs: 1000, send: async (d) => void sentByB.push(d), onVerified: () => verified.push('B'), onUnverified: () => {} })
+    try {
+      probeA.start()
+      probeB.handle(sentByA[0]!) // B is not connected yet: its answer is sent but does not count
+      probeB.start()
+      probeA.handle(sentByB[0]!) // A gets B's early answer, and answers B's request
+      probeA.handle(sentByB[1]!)
+      expect(verified).toEqual(['A'])
+      probeB.handle(sentByA.at(-1)!) // A's answer reaches B: B has its answer, but has not answered A since start()
+      expect(verified).toEqual(['A'])
+      probeB.handle(sealProbe(key, { type: 'request', from: 'controlling', id: '0123456789abcdef', timestamp: 0 }))
+      expect(verified).toEqual(['A', 'B'])
+    } finally {
+      probeA.stop()
+      probeB.stop()
+    }
+  })
+
   it('is verified at the deadline when the peer answers us but never probes us itself', async () => {
     let probeB!: PathProbe
     const rtt = await new Promise<number>((resolve, reject) => {

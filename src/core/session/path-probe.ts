@@ -100,8 +100,9 @@ export class PathProbe {
   #stopped = false
   /** Our request's round trip, once the peer answered it. */
   #rttMs?: number
-  /** Whether we answered at least one of the peer's requests. */
+  /** Whether we answered at least one of the peer's requests since start(). */
   #answeredPeer = false
+  #started = false
 
   constructor(options: PathProbeOptions) {
     this.#o = { intervalMs: 200, ...options }
@@ -112,7 +113,8 @@ export class PathProbe {
   }
 
   start(): void {
-    if (this.#stopped || this.#settled || this.#interval) return
+    if (this.#stopped || this.#settled || this.#started) return
+    this.#started = true
     this.#sendRequest()
     this.#interval = setInterval(() => this.#sendRequest(), this.#o.intervalMs)
     this.#deadline = setTimeout(() => {
@@ -136,7 +138,9 @@ export class PathProbe {
     if (packet.type === 'request') {
       const response = sealProbe(this.#o.key, { type: 'response', from: this.#o.role, id: packet.id, timestamp: Date.now() })
       this.#o.send(response).catch((err: unknown) => this.#o.onError?.(`could not answer a path probe: ${(err as Error).message}`))
-      this.#answeredPeer = true
+      // Before start() our agent has no nominated pair yet, and werift silently drops what we send then:
+      // such an answer may never arrive, so only answers sent once connected count.
+      if (this.#started) this.#answeredPeer = true
       this.#settleIfDone()
       return true
     }
