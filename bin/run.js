@@ -2,6 +2,15 @@
 // `keygen` and `pubkey` without flags are what scripts call in loops, like `wg genkey`/`wg pubkey`: they
 // answer before oclif is loaded (~90 ms of start-up). Anything else, --help included, goes through oclif.
 const [command, ...rest] = process.argv.slice(2)
+
+// grpc-js passes the target host as the TLS server name, also when it is an IP address (grpc://127.0.0.1…),
+// and Node then warns (DEP0123) on every connection: noise for users that says nothing about their setup.
+const emitWarning = process.emitWarning.bind(process)
+process.emitWarning = (warning, ...args) => {
+  const code = typeof args[0] === 'object' ? args[0]?.code : args[1]
+  if (code !== 'DEP0123') emitWarning(warning, ...args)
+}
+
 if ((command === 'keygen' || command === 'pubkey') && rest.length === 0) {
   const { runKeyCommand } = await import('../dist/cli/key-commands.js')
   process.exitCode = await runKeyCommand(command)
