@@ -1,9 +1,6 @@
 // RelayRegistry.GetRelays: `signal --relay` URLs, TURN REST credentials (checked against HMAC-SHA1 values
 // computed independently with `openssl dgst -sha1 -hmac SECRET -binary | base64`), and the gRPC service.
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { credentials, loadPackageDefinition, Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js'
-import { loadSync } from '@grpc/proto-loader'
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
 import { parseDuration, parseRelayConfig, RelayRegistry, relayInfoFor, turnRestCredentials } from '../src/core/server/relay-registry.js'
@@ -11,7 +8,7 @@ import { SignalingServer } from '../src/core/server/signaling-server.js'
 import { fetchRelays, iceServersFromRelays, parseIceUrl, parseTurnUrl } from '../src/core/session/relays.js'
 import { RelayRegistryClient, type GetRelaysResp } from '../src/gen/signaling/relay.js'
 import { killAll, runCli } from './helpers/cli.js'
-import { withTimeout } from './helpers/wait.js'
+import { listServices } from './helpers/reflection.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
@@ -165,26 +162,7 @@ describe('RelayRegistry over gRPC', () => {
 
   it('is listed by server reflection when relays are configured', async () => {
     const server = await start(['stun:10.0.0.1'])
-    const require = createRequire(import.meta.url)
-    const protoRoot = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto')
-    const pkg = loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [protoRoot] })
-    const ns = (loadPackageDefinition(pkg).grpc as Record<string, Record<string, Record<string, unknown>>>).reflection!.v1!
-    const Reflection = ns.ServerReflection as new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & {
-      ServerReflectionInfo(): ClientDuplexStream<unknown, { listServicesResponse?: { service: { name: string }[] } }>
-    }
-    const client = new Reflection(server.address, credentials.createInsecure())
-    closers.push(() => client.close())
-    const call = client.ServerReflectionInfo()
-    const names = await withTimeout(
-      new Promise<string[]>((resolve, reject) => {
-        call.on('data', (res: { listServicesResponse?: { service: { name: string }[] } }) => resolve((res.listServicesResponse?.service ?? []).map((s) => s.name)))
-        call.on('error', reject)
-        call.write({ listServices: '*' })
-      }),
-      5000,
-      'the reflection answer',
-    )
-    call.end()
+    const names = await listServices(server.address)
     expect(names).toContain('cunicu.signaling.Signaling')
     expect(names).toContain('cunicu.signaling.RelayRegistry')
   })

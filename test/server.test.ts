@@ -1,21 +1,10 @@
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import {
-  credentials,
-  loadPackageDefinition,
-  makeGenericClientConstructor,
-  status,
-  type Client,
-  type ClientDuplexStream,
-  type ServiceDefinition,
-  type ServiceError,
-} from '@grpc/grpc-js'
-import { loadSync } from '@grpc/proto-loader'
+import { credentials, makeGenericClientConstructor, status, type Client, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js'
 import { service as healthService } from 'grpc-health-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Envelope, type SignalingClient } from '../src/gen/signaling/signaling.js'
 import { parseListen, SignalingServer, type ServerLimits } from '../src/core/server/signaling-server.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe, wire } from './helpers/signaling.js'
+import { listServices } from './helpers/reflection.js'
 import { waitUntil, withTimeout } from './helpers/wait.js'
 
 const closers: (() => unknown)[] = []
@@ -175,26 +164,7 @@ describe('SignalingServer', () => {
 
   it.each(['v1', 'v1alpha'])('lists cunicu.signaling.Signaling through reflection %s', async (version) => {
     const { server } = await startServer()
-    const require = createRequire(import.meta.url)
-    const protoRoot = join(dirname(require.resolve('@grpc/reflection')), '..', 'proto')
-    const pkg = loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [protoRoot] })
-    const ns = (loadPackageDefinition(pkg).grpc as Record<string, Record<string, Record<string, unknown>>>).reflection![version]!
-    const Reflection = ns.ServerReflection as new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & {
-      ServerReflectionInfo(): ClientDuplexStream<unknown, { listServicesResponse?: { service: { name: string }[] } }>
-    }
-    const client = new Reflection(server.address, credentials.createInsecure())
-    closers.push(() => client.close())
-    const call = client.ServerReflectionInfo()
-    const names = await withTimeout(
-      new Promise<string[]>((resolve, reject) => {
-        call.on('data', (res: { listServicesResponse?: { service: { name: string }[] } }) => resolve((res.listServicesResponse?.service ?? []).map((s) => s.name)))
-        call.on('error', reject)
-        call.write({ listServices: '*' })
-      }),
-      5000,
-      'the reflection answer',
-    )
-    call.end()
+    const names = await listServices(server.address, version as 'v1' | 'v1alpha')
     expect(names).toContain('cunicu.signaling.Signaling')
     expect(names).not.toContain('cunicu.signaling.RelayRegistry')
   })
