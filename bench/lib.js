@@ -67,8 +67,11 @@ export function delay(ms) {
  * Spawns a server that prints {"type":"listening","address":…} as its first stdout line (`cunicu-ts signal
  * --json` and bench/echo-server.js both do); resolves with the child and the address.
  */
+/** BENCH_CPU_PROF=DIR: every server and client process writes a CPU profile into DIR when it exits. */
+const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+
 export async function startListeningProcess(args, what) {
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env: PROD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(process.execPath, [...PROFILE_ARGS, ...args], { cwd: ROOT, env: PROD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
   const address = await withTimeout(
@@ -193,7 +196,7 @@ export async function stopProcess(proc) {
  * and also when we disconnect (so it never outlives the orchestrator's IPC channel).
  */
 export function runClient(task, timeoutMs) {
-  const child = track(fork(join(BENCH_DIR, 'client.js'), [], { cwd: ROOT, env: PROD_ENV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  const child = track(fork(join(BENCH_DIR, 'client.js'), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const handle = {
     child,
     pid: child.pid,
