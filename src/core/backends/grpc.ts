@@ -75,6 +75,11 @@ export class GrpcBackend extends EnvelopeBackend {
       // so a restarted server is found again within seconds.
       'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
       'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+      // A half-open connection (server host gone, NAT state dropped) never errors by itself: ping while a
+      // subscription is open. 5 min is the most frequent ping a Go gRPC server (cunīcu's) accepts by
+      // default before answering "too many pings"; 20 s without the pong means the connection is dead.
+      'grpc.keepalive_time_ms': 300_000,
+      'grpc.keepalive_timeout_ms': 20_000,
     })
   }
 
