@@ -183,12 +183,15 @@ describe('session --forward (two processes on loopback)', () => {
     ])
     const active = (e: Record<string, any>) => e.type === 'forward' && e.active === true
     const [startA] = await Promise.all([pa.waitForEvent(active, 30_000), pb.waitForEvent(active, 30_000)])
-    const sender = tool(['send', startA.local, '10000', '1000', '5000'])
+    // 2,000/s as in the NAT test: beside the rest of the suite on two cores, 5,000/s can starve the
+    // receiver; the path's capacity is measured in BENCHMARKS.md (CUNICU_FORWARD_RATE=5000 reproduces it).
+    const rate = process.env.CUNICU_FORWARD_RATE ?? '2000'
+    const sender = tool(['send', startA.local, '10000', '1000', rate])
     const sent = await sender.waitForEvent((e) => e.type === 'sent', 30_000)
     const received = await withTimeout(receiver.waitForEvent((e) => e.type === 'received', 30_000), 31_000, 'the receiver')
     expect(sent.datagrams).toBe(10_000)
     const loss = 1 - received.distinct / 10_000
-    console.log(`[forward loopback] 10000 × 1000 B: received ${received.distinct}, loss ${(loss * 100).toFixed(2)} %, ${(received.bitsPerSecond / 1e6).toFixed(1)} Mbit/s`)
+    console.log(`[forward loopback] 10000 × 1000 B at ${rate}/s: received ${received.distinct}, loss ${(loss * 100).toFixed(2)} %, ${(received.bitsPerSecond / 1e6).toFixed(1)} Mbit/s`)
     expect(loss).toBeLessThan(0.01)
     // The receiving session told the same in its events: counters, rate and loss.
     const report = await pb.waitForEvent((e) => e.type === 'forward' && e.received.datagrams >= received.datagrams, 5000)
