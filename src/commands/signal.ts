@@ -24,11 +24,6 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
     'tls-key': Flags.string({ summary: 'PEM private key for TLS.', dependsOn: ['tls-cert'] }),
     'max-envelope-bytes': Flags.integer({ summary: 'Largest envelope accepted (RESOURCE_EXHAUSTED above).', default: 65536, min: 64 }),
     'queue-envelopes': Flags.integer({ summary: 'Envelopes queued per slow subscriber before the oldest is dropped.', default: 1024, min: 1 }),
-    relay: Flags.string({
-      summary: 'STUN/TURN server handed to peers by RelayRegistry.GetRelays; repeatable.',
-      description: 'turn:HOST:PORT?secret=S&ttl=1h (time-limited credentials per peer, for coturn use-auth-secret), turn:HOST:PORT?username=U&password=P (static), stun:HOST:PORT.',
-      multiple: true,
-    }),
     'queue-bytes': Flags.integer({ summary: 'Bytes queued per slow subscriber before the oldest is dropped.', default: 4 * 1024 * 1024, min: 1024 }),
     'max-subscriptions-per-connection': Flags.integer({ summary: 'Open subscriptions one client connection may hold (RESOURCE_EXHAUSTED above).', default: 64, min: 1 }),
     'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 10_000, min: 1 }),
@@ -40,11 +35,17 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       description: 'The server key is announced in the listening line (authKey) and in GetBuildInfo (tag auth-key:BASE64). See README "Authenticated subscriptions".',
     }),
     'server-key': Flags.string({ summary: 'Private key file of the server for --require-auth (default: a fresh key per start).', dependsOn: ['require-auth'] }),
+    // No dependsOn on --require-auth: oclif applies it to the default too, refusing every plain `signal`.
+    'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1 }),
+    relay: Flags.string({
+      summary: 'STUN/TURN server handed to peers by RelayRegistry.GetRelays; repeatable.',
+      description: 'turn:HOST:PORT?secret=S&ttl=1h (time-limited credentials per peer, for coturn use-auth-secret), turn:HOST:PORT?username=U&password=P (static), stun:HOST:PORT.',
+      multiple: true,
+    }),
     cluster: Flags.string({
       summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
       description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
     }),
-    'auth-skew': Flags.integer({ summary: 'Seconds a subscribe proof timestamp may differ from the server clock.', default: 30, min: 1 }), // no dependsOn: oclif applies it to the default too, refusing every plain `signal`
   }
 
   async run(): Promise<void> {
