@@ -80,22 +80,12 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       backend: client.backend,
       ours: client.key,
       theirs: peer,
-      ice: {
-        ...(iceServers.stunUrls.length ? { stunUrls: iceServers.stunUrls } : {}),
-        ...(iceServers.turnServers.length ? { turnServers: iceServers.turnServers } : {}),
-        ...(flags.interface ? { interfaces: flags.interface } : {}),
-        loopback: flags.loopback,
-      },
+      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback },
+      iceServers,
       signal: shutdown.signal,
       ...(forwarder ? { forwarder } : {}),
     })
     const unmount = this.wantsNdjson(flags.json) ? (session.events.on(writeNdjson), async () => {}) : (await import('../ui/session-view.js')).showSession(session.events)
-
-    const at = () => new Date().toISOString()
-    for (const message of iceServers.errors) session.events.emit({ at: at(), type: 'error', source: 'backend', message: `${message}; going on without its relays` })
-    if (iceServers.stunUrls.length || iceServers.turnInfo.length || iceServers.skipped.length) {
-      session.events.emit({ at: at(), type: 'relays', stun: iceServers.stunUrls, turn: iceServers.turnInfo, skipped: iceServers.skipped })
-    }
 
     const goal = new AbortController()
     let connected = false

@@ -17,6 +17,7 @@ import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
 import { PathProbe } from './path-probe.js'
 import { forwardKey, type Forwarder } from './forwarder.js'
+import type { ResolvedIceServers } from './relays.js'
 
 export type { IceOptions } from './ice-options.js'
 
@@ -33,6 +34,11 @@ export interface SessionOptions {
   signal?: AbortSignal
   /** `--forward`: attached to each verified path; its stats become 'forward' events. The caller closes it. */
   forwarder?: Forwarder
+  /**
+   * STUN/TURN servers gathered before the session (flags and the servers' RelayRegistry, relays.ts): used in
+   * addition to `ice`, and told as a 'relays' event (and an 'error' per server that could not be asked).
+   */
+  iceServers?: ResolvedIceServers
 }
 
 export class SessionError extends Error {
@@ -103,7 +109,7 @@ export class Session {
   constructor(options: SessionOptions) {
     // Throws for equal keys: a peer cannot hold a session with itself (WIRE.md §2).
     this.role = iceRole(options.ours.publicKey, options.theirs)
-    this.#o = options
+    this.#o = { ...options, ice: withIceServers(options.ice, options.iceServers) }
     this.#key = { ours: options.ours, theirs: options.theirs }
     this.#credsBackoff = new Backoff(options.backoff)
     this.#restartBackoff = new Backoff(options.backoff)
@@ -133,6 +139,15 @@ export class Session {
   }
 
   /** Emits the role, subscribes (resolving once the subscription is live), then sends our credentials. */
+  #announceIceServers(): void {
+    const servers = this.#o.iceServers
+    if (!servers) return
+    for (const message of servers.errors) this.#emit({ type: 'error', source: 'backend', message: `${message}; going on without its relays` })
+    if (servers.stunUrls.length || servers.turnInfo.length || servers.skipped.length) {
+      this.#emit({ type: 'relays', stun: servers.stunUrls, turn: servers.turnInfo, skipped: servers.skipped })
+    }
+  }
+
   async start(): Promise<void> {
     if (this.#started) throw new SessionError('the session was already started')
     if (this.#closed || this.#o.signal?.aborted) throw new SessionError('the session is closed')
@@ -145,6 +160,7 @@ export class Session {
       role: this.role,
       reason: roleReason(ours.publicKey, theirs, this.role),
     })
+    this.#announceIceServers()
     this.#offStatus = backend.onStatus((status) => this.#onBackendStatus(status))
     try {
       await backend.subscribe(this.#key, this.#handler, this.#abort.signal)
@@ -581,4 +597,14 @@ function describeIncoming(message: Message): string | undefined {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
+}
+
+/** The gathered STUN/TURN servers on top of the explicit ICE options. */
+function withIceServers(ice: IceOptions | undefined, servers: ResolvedIceServers | undefined): IceOptions | undefined {
+  if (!servers) return ice
+  return {
+    ...ice,
+    ...(servers.stunUrls.length ? { stunUrls: [...(ice?.stunUrls ?? []), ...servers.stunUrls.filter((u) => !ice?.stunUrls?.includes(u))] } : {}),
+    ...(servers.turnServers.length ? { turnServers: [...(ice?.turnServers ?? []), ...servers.turnServers] } : {}),
+  }
 }
