@@ -84,6 +84,15 @@ async function stop(server: CliProcess): Promise<void> {
   expect(await server.exit()).toBe(0)
 }
 
+/** The subscriber (either side's) exits 0 having opened exactly `sent`, from a to b, and nothing else. */
+async function expectReceived(sub: { exit(ms: number): Promise<number | null>; stderr: string; events: Record<string, any>[] }, sent: unknown[], a: PrivateKey, b: PrivateKey): Promise<void> {
+  expect(await sub.exit(20_000), sub.stderr).toBe(0)
+  const messages = sub.events.filter((e) => e.type === 'message')
+  expect(sub.events.filter((e) => e.type === 'error')).toEqual([])
+  expect(canonical(messages.map((m) => m.message))).toEqual(canonical(sent))
+  for (const m of messages) expect(m).toMatchObject({ from: a.publicKey.toString(), to: b.publicKey.toString() })
+}
+
 describe('cunicu-ts signal with independent (grpcio + libsodium) clients', () => {
   it('Python publish → cunicu-ts signal → cunicu-ts subscribe: every message opens and equals what was sealed', async () => {
     const a = PrivateKey.generate()
@@ -97,11 +106,7 @@ describe('cunicu-ts signal with independent (grpcio + libsodium) clients', () =>
     expect(pub.code, pub.stderr).toBe(0)
     expect(pub.events.filter((e) => e.type === 'published')).toHaveLength(sent.length)
 
-    expect(await sub.exit(20_000), sub.stderr).toBe(0)
-    const messages = sub.events.filter((e) => e.type === 'message')
-    expect(sub.events.filter((e) => e.type === 'error')).toEqual([])
-    expect(canonical(messages.map((m) => m.message))).toEqual(canonical(sent))
-    for (const m of messages) expect(m).toMatchObject({ from: a.publicKey.toString(), to: b.publicKey.toString() })
+    await expectReceived(sub, sent, a, b)
     await stop(server)
   })
 
@@ -116,11 +121,7 @@ describe('cunicu-ts signal with independent (grpcio + libsodium) clients', () =>
     const pub = await runCli(['publish', '-k', keyFile(a), '-b', `grpc://${address}?insecure=true`, b.publicKey.toString()], { input: sent.map((m) => JSON.stringify(m)).join('\n') + '\n' })
     expect(pub.code, pub.stderr).toBe(0)
 
-    expect(await sub.exit(20_000), sub.stderr).toBe(0)
-    const messages = sub.events.filter((e) => e.type === 'message')
-    expect(sub.events.filter((e) => e.type === 'error')).toEqual([])
-    expect(canonical(messages.map((m) => m.message))).toEqual(canonical(sent))
-    for (const m of messages) expect(m).toMatchObject({ from: a.publicKey.toString(), to: b.publicKey.toString() })
+    await expectReceived(sub, sent, a, b)
     await stop(server)
   })
 
