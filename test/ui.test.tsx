@@ -35,7 +35,7 @@ describe('session view', () => {
     const frame = lastFrame()!
     expect(frame).toContain('us AAAAAAAA… ⇄ peer f///////…')
     expect(frame).toMatch(/role controlling \(our key AAAAAAAA… < their key f\/{7}…: we\s+control\)/)
-    expect(frame).toMatch(/state connected gathering \+0ms → connecting \+10ms → checking \+11ms → connected\s+\+49ms/)
+    expect(frame).toMatch(/state connected idle \+0ms → gathering \+11ms → connecting \+21ms → checking \+22ms → connected[\s│]+\+60ms/)
     expect(frame).toContain('envelopes ⇐ 1 ⇒ 1 · candidates local 1 remote 1')
     expect(frame).toContain('pair host udp 127.0.0.1:40001 ⇄ host udp 127.0.0.1:40002')
     expect(frame).toContain('path verified, RTT 1.25 ms')

@@ -26,6 +26,8 @@ export function summarize(events: readonly SessionEvent[]): SessionSummary {
     switch (e.type) {
       case 'role':
         Object.assign(s, { ours: e.ours, theirs: e.theirs, role: e.role, roleReason: e.reason })
+        // A session starts idle without an event for it; the timeline starts there.
+        if (s.timeline.length === 0) s.timeline.push({ state: 'idle', at: e.at })
         break
       case 'state':
         s.state = e.state
