@@ -1,11 +1,12 @@
 // Helpers shared by the benchmark orchestrator (run.js): child processes that are always killed by PID,
 // bounded waits, /proc readings and small statistics. No benchmark logic lives here.
 import { spawn, fork } from 'node:child_process'
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, totalmem } from 'node:os'
-import { delimiter, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { findExecutable } from '../scripts/find-executable.js'
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 export const ROOT = join(BENCH_DIR, '..')
@@ -113,16 +114,9 @@ export function startSignal(extraArgs = []) {
 }
 
 function redisServerBinary() {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).concat('/usr/bin', '/usr/sbin')) {
-    const candidate = join(dir, 'redis-server')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  throw new Error('redis-server not found: the cluster row needs the Debian package redis-server (apt-get install -y redis-server)')
+  const binary = findExecutable('redis-server')
+  if (!binary) throw new Error('redis-server not found: the cluster row needs the Debian package redis-server (apt-get install -y redis-server)')
+  return binary
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (redis-server cannot be told to pick one itself). */

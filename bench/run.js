@@ -615,7 +615,7 @@ async function main() {
 // Several people build in one checkout, and `npm run build` empties dist/ first; a build during a run would
 // pull the code from under the spawned servers. So by default the run works on a private copy of the built
 // package (bin, dist, proto, bench, package.json, manifest; node_modules linked) in a temp directory.
-const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'package.json', 'oclif.manifest.json']
+const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'package.json', 'oclif.manifest.json']
 const SNAPSHOT_NEEDS = ['dist/commands/signal.js', 'dist/core/envelope.js', 'dist/gen/signaling/signaling.js', 'dist/core/session/session.js']
 
 async function runInSnapshot() {

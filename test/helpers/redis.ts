@@ -1,23 +1,15 @@
 // A real redis-server for the cluster tests: started on 127.0.0.1 with a free port, storing nothing
 // (--save '' --appendonly no), killed by PID. Missing binary: the test fails and names the apt package.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
-import { delimiter, join } from 'node:path'
 import { createClient } from 'redis'
+import { findExecutable } from '../../scripts/find-executable.js'
 import { unusedPort } from './net.js'
 import { withTimeout } from './wait.js'
 
 export function redisServerBinary(): string {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).concat('/usr/bin', '/usr/sbin')) {
-    const candidate = join(dir, 'redis-server')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  throw new Error('redis-server not found: the cluster tests need the Debian package redis-server (apt-get install -y redis-server)')
+  const binary = findExecutable('redis-server')
+  if (!binary) throw new Error('redis-server not found: the cluster tests need the Debian package redis-server (apt-get install -y redis-server)')
+  return binary
 }
 
 export class RedisServer {
