@@ -18,7 +18,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --interface eth0 --stun stun:stun.example.net:3478', description: 'Host candidates from eth0 plus a server-reflexive one' },
-    { command: '<%= config.bin %> session -k a.key "$PEER_B" --forward 127.0.0.1:51821', description: 'Carry a local UDP app (e.g. WireGuard with endpoint 127.0.0.1:51821) to the peer, sealed' },
+    { command: '<%= config.bin %> session -k a.key "$PEER_B" --forward 127.0.0.1:51821', description: 'Carry a local UDP app (e.g. WireGuard with endpoint 127.0.0.1:51821) to the peer, raw, as cunīcu does' },
     { command: "<%= config.bin %> session -k a.key \"$PEER_B\" --turn 'turn:turn.example.net:3478?username=U&password=P'", description: 'Also a relayed candidate (servers started with signal --relay hand these out by themselves)' },
   ]
   static override args = {
@@ -40,8 +40,13 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     }),
     interface: Flags.string({ char: 'i', summary: 'Take host candidates only from this interface name or IP; repeatable.', multiple: true, multipleNonGreedy: true }),
     forward: Flags.string({
-      summary: 'Once the path is verified, carry UDP datagrams between this local IP:PORT and the peer, each sealed with the session keys.',
-      description: 'We listen on IP:PORT; what a local app sends there goes to the peer, and what the peer sends goes to the app (the last local sender, or --forward-to). E.g. point a WireGuard peer endpoint at it. Throughput and loss are reported every second.',
+      summary: 'Once ICE is connected, carry UDP datagrams between this local IP:PORT and the peer, raw (cunīcu\'s data plane).',
+      description:
+        "We listen on IP:PORT; what a local app sends there goes to the peer unchanged, and what the peer sends goes to the app (the last local sender, or --forward-to). Only datagrams from the selected ICE pair's remote address reach the app. E.g. point a WireGuard peer endpoint at it: WireGuard authenticates its own packets. Throughput is reported every second.",
+    }),
+    seal: Flags.boolean({
+      summary: 'Seal each forwarded datagram with the session keys (both peers cunicu-ts): for apps without encryption of their own.',
+      dependsOn: ['forward'],
     }),
     'forward-to': Flags.string({ summary: 'Deliver the peer\'s datagrams to this local IP:PORT instead of the last local sender.', dependsOn: ['forward'] }),
     loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
@@ -61,7 +66,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       const { Forwarder } = await import('../core/session/forwarder.js')
       const listen = flags.forward
       const to = flags['forward-to']
-      forwarder = await Forwarder.open({ listen, ...(to ? { to } : {}) }).catch((err: unknown) => {
+      forwarder = await Forwarder.open({ listen, mode: flags.seal ? 'sealed' : 'raw', ...(to ? { to } : {}) }).catch((err: unknown) => {
         void client.backend.close()
         shutdown.dispose()
         return this.fail((err as Error).message, ExitCode.Usage)

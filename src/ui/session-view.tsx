@@ -159,7 +159,9 @@ const rate = (bitsPerSecond: number) =>
   bitsPerSecond >= 1e6 ? `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s` : `${(bitsPerSecond / 1e3).toFixed(1)} kbit/s`
 
 function forwardLine(f: ForwardEvent): string {
-  return `⇒ ${f.sent.datagrams} (${bytes(f.sent.bytes)}, ${rate(f.rate.sentBitsPerSecond)}) ⇐ ${f.received.datagrams} (${bytes(f.received.bytes)}, ${rate(f.rate.receivedBitsPerSecond)}) · lost ${f.lost} (${f.lossPercent}%)`
+  const counts = `⇒ ${f.sent.datagrams} (${bytes(f.sent.bytes)}, ${rate(f.rate.sentBitsPerSecond)}) ⇐ ${f.received.datagrams} (${bytes(f.received.bytes)}, ${rate(f.rate.receivedBitsPerSecond)})`
+  // Only sealed datagrams carry a counter to see gaps in; raw ones are WireGuard's to count.
+  return f.mode === 'sealed' ? `${counts} · sealed · lost ${f.lost} (${f.lossPercent}%)` : counts
 }
 
 function ForwardLine({ events }: { events: readonly SessionEvent[] }) {
@@ -171,6 +173,7 @@ function ForwardLine({ events }: { events: readonly SessionEvent[] }) {
       forward {last.local}
       {last.app ? ` ⇄ ${last.app}` : ''} <Text color={last.active ? 'green' : 'gray'}>{last.active ? 'active' : 'idle'}</Text> {forwardLine(last)}
       {last.invalid + last.replayed ? <Text color="yellow"> · refused {last.invalid + last.replayed}</Text> : null}
+      {last.foreign ? <Text color="yellow"> · foreign {last.foreign}</Text> : null}
     </Text>
   )
 }

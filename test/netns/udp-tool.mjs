@@ -3,7 +3,13 @@
 //                                             datagrams arrived, 3 s after the last one, or after 90 s
 //   node udp-tool.mjs send IP:PORT COUNT SIZE RATE   COUNT datagrams of SIZE bytes at RATE per second (paced in
 //                                             1 ms steps); prints {"type":"sent",...}
-// Each datagram starts with its sequence number (uint32), so the receiver counts distinct ones and order.
+//   node udp-tool.mjs send-random IP:PORT COUNT RATE SEED     COUNT datagrams of sizes 1-1,400 bytes and random
+//                                             content from SEED; the first one starts with the path probe's magic
+//   node udp-tool.mjs recv-verify IP:PORT COUNT SEED           expects exactly those datagrams (any order):
+//                                             prints {"type":"received",...} with how many arrived byte-exact,
+//                                             how many were not among them (corrupt), and whether the first arrived
+// Each datagram of send/recv starts with its sequence number (uint32), so the receiver counts distinct ones and order.
+import { createHash } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 
 const [mode, target, countText, sizeText, rateText] = process.argv.slice(2)
@@ -72,7 +78,94 @@ if (mode === 'recv') {
     }, 100)
   }
   step()
+} else if (mode === 'send-random') {
+  const rate = Number(sizeText)
+  const seed = Number(rateText)
+  const socket = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 })
+  let sent = 0
+  let bytes = 0
+  const started = performance.now()
+  const step = () => {
+    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate) + 1)
+    while (sent < due) {
+      const datagram = randomDatagram(seed, sent)
+      socket.send(datagram, port, host)
+      bytes += datagram.length
+      sent++
+    }
+    if (sent < count) setTimeout(step, 1)
+    else setTimeout(() => {
+      out({ type: 'sent', datagrams: sent, bytes, seconds: (performance.now() - started) / 1000 })
+      socket.close()
+    }, 100)
+  }
+  step()
+} else if (mode === 'recv-verify') {
+  const seed = Number(sizeText)
+  // The multiset of what must arrive, by digest (tiny datagrams repeat, so counts, not a set).
+  const expected = new Map()
+  const digest = (b) => createHash('sha1').update(b).digest('base64')
+  for (let i = 0; i < count; i++) {
+    const d = digest(randomDatagram(seed, i))
+    expected.set(d, (expected.get(d) ?? 0) + 1)
+  }
+  const first = digest(randomDatagram(seed, 0))
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 })
+  let exact = 0
+  let corrupt = 0
+  let bytes = 0
+  let firstArrived = false
+  let firstAt = 0
+  let lastAt = 0
+  let idle
+  const finish = () => {
+    clearTimeout(idle)
+    clearTimeout(overall)
+    const seconds = Math.max((lastAt - firstAt) / 1000, 0.001)
+    out({ type: 'received', exact, corrupt, bytes, firstArrived, seconds, perSecond: Math.round(exact / seconds), bitsPerSecond: Math.round((bytes * 8) / seconds) })
+    socket.close()
+  }
+  const overall = setTimeout(finish, 120_000)
+  socket.on('message', (msg) => {
+    const now = performance.now()
+    if (exact + corrupt === 0) firstAt = now
+    lastAt = now
+    bytes += msg.length
+    const d = digest(msg)
+    const left = expected.get(d) ?? 0
+    if (left === 0) corrupt++
+    else {
+      exact++
+      if (d === first) firstArrived = true
+      if (left === 1) expected.delete(d)
+      else expected.set(d, left - 1)
+    }
+    clearTimeout(idle)
+    if (exact >= count) return finish()
+    idle = setTimeout(finish, 3000)
+  })
+  socket.bind(port, host, () => out({ type: 'listening', port: socket.address().port }))
 } else {
-  process.stderr.write('usage: udp-tool.mjs recv IP:PORT COUNT | send IP:PORT COUNT SIZE RATE\n')
+  process.stderr.write('usage: udp-tool.mjs recv IP:PORT COUNT | send IP:PORT COUNT SIZE RATE | send-random IP:PORT COUNT RATE SEED | recv-verify IP:PORT COUNT SEED\n')
   process.exit(2)
+}
+
+/** Datagram `index` of the stream SEED: 1-1,400 random bytes; index 0 starts with "cunicuPB" (the path probe's magic). */
+function randomDatagram(seed, index) {
+  let state = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0
+  const next = () => {
+    // xorshift32: fast, deterministic, plenty for test data
+    state ^= state << 13
+    state >>>= 0
+    state ^= state >>> 17
+    state ^= state << 5
+    state >>>= 0
+    return state
+  }
+  next()
+  const size = index === 0 ? 74 : 1 + (next() % 1400)
+  const datagram = Buffer.allocUnsafe(size)
+  for (let i = 0; i < size; i++) datagram[i] = next() & 0xff
+  if (index === 0) datagram.write('cunicuPB', 0, 'latin1')
+  return datagram
 }

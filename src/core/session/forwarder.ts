@@ -1,117 +1,22 @@
-// `session --forward`: carries UDP datagrams between a local UDP port and the peer over the ICE path, each
-// one sealed and authenticated, because werift hands us every datagram that reaches its sockets from anyone
-// (ICE-NOTES pitfall 5). The local port is bound once for the session; each verified ICE agent is attached
-// with a key of its own, so datagrams of an earlier agent (or a replay of them) never open in a later one.
+// `session --forward`: carries UDP datagrams between a local UDP port and the peer over the selected ICE pair.
 //
-// Datagram: FORWARD_MAGIC (8) | counter (8, big-endian) | xsalsa20poly1305(tag 16 | payload)
-//   key   = SHA-256("cunicu-ts forward v1" | crypto_box_beforenm(ours, theirs) | controlling ufrag, pwd | controlled ufrag, pwd)
-//   nonce = sender role byte (1 controlling, 2 controlled) | 15 zero bytes | counter (8)
-// The role byte in the nonce gives each direction its own nonce space (both use one key), and a receiver
-// only opens nonces of the peer's role, so its own datagrams reflected back never open. A sliding window
-// over the counter refuses replays and measures loss (counters never seen below the highest one).
-import { createHash } from 'node:crypto'
+// Raw (the default, WIRE.md §8, what cunīcu does): each datagram goes over the pair unchanged, and the
+// reverse, from the moment ICE is connected. Nothing authenticates a datagram for us then, so the agent's
+// datagram tap (pair-datagrams.ts) lets only datagrams from the selected pair's remote address through to
+// here; the app (WireGuard) authenticates its own packets.
+//
+// Sealed (`--seal`, both peers cunicu-ts, forward-seal.ts): each datagram sealed with a key of the ICE
+// agent generation, so datagrams of an earlier agent (or a replay) never open later.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIP } from 'node:net'
-import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js'
 import { Emitter } from '../emitter.js'
 import type { IceRole } from '../keys.js'
-import type { IceCredentials } from './credentials.js'
+import { isForwardDatagram, MAX_FORWARD_PAYLOAD, openForward, ReplayWindow, sealForward } from './forward-seal.js'
 
-/** "cunicuFW": differs from the path probe's "cunicuPB", so neither ever tries to open the other's datagrams. */
-export const FORWARD_MAGIC = new Uint8Array([0x63, 0x75, 0x6e, 0x69, 0x63, 0x75, 0x46, 0x57])
-const COUNTER_LENGTH = 8
-const TAG_LENGTH = 16
-export const FORWARD_OVERHEAD = FORWARD_MAGIC.length + COUNTER_LENGTH + TAG_LENGTH
-/** Largest payload: keeps a sealed datagram within one UDP datagram on any path. */
-export const MAX_FORWARD_PAYLOAD = 65_507 - FORWARD_OVERHEAD - 36 /* TURN ChannelData / Send indication headroom */
-const ROLE_BYTE: Record<IceRole, number> = { controlling: 1, controlled: 2 }
-const REPLAY_WINDOW = 4096
+export { forwardKey, FORWARD_MAGIC, isForwardDatagram, openForward, ReplayWindow, sealForward } from './forward-seal.js'
 
 export class ForwardError extends Error {
   override name = 'ForwardError'
-}
-
-/** The key for one ICE agent pair: the envelope key bound to that agent generation's credentials. */
-export function forwardKey(boxKey: Uint8Array, role: IceRole, local: IceCredentials, remote: IceCredentials): Uint8Array {
-  const [controlling, controlled] = role === 'controlling' ? [local, remote] : [remote, local]
-  const hash = createHash('sha256')
-  hash.update('cunicu-ts forward v1')
-  hash.update(boxKey)
-  for (const c of [controlling, controlled]) hash.update(`|${c.ufrag}|${c.pwd}`)
-  return new Uint8Array(hash.digest())
-}
-
-function nonceFor(role: IceRole, counter: bigint): Uint8Array {
-  const nonce = new Uint8Array(24)
-  nonce[0] = ROLE_BYTE[role]
-  new DataView(nonce.buffer).setBigUint64(16, counter)
-  return nonce
-}
-
-export function sealForward(key: Uint8Array, role: IceRole, counter: bigint, payload: Uint8Array): Uint8Array {
-  const sealed = xsalsa20poly1305(key, nonceFor(role, counter)).encrypt(payload)
-  const out = new Uint8Array(FORWARD_MAGIC.length + COUNTER_LENGTH + sealed.length)
-  out.set(FORWARD_MAGIC, 0)
-  new DataView(out.buffer).setBigUint64(FORWARD_MAGIC.length, counter)
-  out.set(sealed, FORWARD_MAGIC.length + COUNTER_LENGTH)
-  return out
-}
-
-export function isForwardDatagram(datagram: Uint8Array): boolean {
-  if (datagram.length < FORWARD_OVERHEAD) return false
-  for (let i = 0; i < FORWARD_MAGIC.length; i++) if (datagram[i] !== FORWARD_MAGIC[i]) return false
-  return true
-}
-
-/** The payload and counter, or undefined when it is not a forward datagram sealed by `senderRole` with `key`. */
-export function openForward(key: Uint8Array, senderRole: IceRole, datagram: Uint8Array): { counter: bigint; payload: Uint8Array } | undefined {
-  if (!isForwardDatagram(datagram)) return undefined
-  const counter = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength).getBigUint64(FORWARD_MAGIC.length)
-  try {
-    const payload = xsalsa20poly1305(key, nonceFor(senderRole, counter)).decrypt(datagram.subarray(FORWARD_MAGIC.length + COUNTER_LENGTH))
-    return { counter, payload }
-  } catch {
-    return undefined
-  }
-}
-
-/** Accepts each counter once; counters more than the window below the highest are refused as too old. */
-export class ReplayWindow {
-  readonly #seen = new Uint8Array(REPLAY_WINDOW)
-  #top = -1n
-  /** Counters accepted so far. */
-  accepted = 0
-
-  /** Highest counter accepted, -1 before the first. */
-  get top(): bigint {
-    return this.#top
-  }
-
-  /** True (and recorded) for a counter not seen before and not too old. */
-  accept(counter: bigint): boolean {
-    const size = BigInt(REPLAY_WINDOW)
-    if (counter > this.#top) {
-      // Slots between the old top and the new one now stand for counters not yet seen.
-      const gap = counter - this.#top
-      if (gap >= size) this.#seen.fill(0)
-      else for (let c = this.#top + 1n; c < counter; c++) this.#seen[Number(c % size)] = 0
-      this.#top = counter
-      this.#seen[Number(counter % size)] = 1
-      this.accepted++
-      return true
-    }
-    if (this.#top - counter >= size) return false
-    const slot = Number(counter % size)
-    if (this.#seen[slot]) return false
-    this.#seen[slot] = 1
-    this.accepted++
-    return true
-  }
-
-  /** Counters below the highest one never accepted: lost (or still on their way). */
-  get missing(): number {
-    return Number(this.#top + 1n) - this.accepted
-  }
 }
 
 export interface ForwardCounters {
@@ -125,21 +30,25 @@ export interface ForwardStats {
   local: string
   /** Where datagrams from the peer go: --forward-to, or the last local sender. */
   app?: string
-  /** Whether a verified ICE path is attached. */
+  /** "raw" (WIRE.md §8, cunīcu's data plane) or "sealed" (--seal). */
+  mode: ForwardMode
+  /** Whether a connected ICE path is attached. */
   active: boolean
   /** From the local app to the peer. */
   sent: ForwardCounters
   /** From the peer to the local app. */
   received: ForwardCounters
-  /** Peer datagrams never received (gaps in its counter). */
+  /** Sealed only: peer datagrams never received (gaps in its counter). */
   lost: number
-  /** lost / (received + lost), percent. */
+  /** Sealed only: lost / (received + lost), percent. */
   lossPercent: number
-  /** Valid datagrams that arrived a second time (refused). */
+  /** Sealed only: valid datagrams that arrived a second time (refused). */
   replayed: number
-  /** Datagrams with our magic that did not open (tampered, other key, stale agent). */
+  /** Sealed only: datagrams with our magic that did not open (tampered, other key, stale agent). */
   invalid: number
-  /** Local datagrams dropped because no verified path was attached yet. */
+  /** Datagrams that reached our ICE sockets from anywhere but the selected pair's remote address: dropped. */
+  foreign: number
+  /** Local datagrams dropped because no connected path was attached (or consent had expired). */
   notConnected: number
   /** Peer datagrams dropped because no local app address is known yet (no --forward-to, nothing sent locally). */
   noApp: number
@@ -149,25 +58,35 @@ export interface ForwardStats {
   rate: { sentBitsPerSecond: number; receivedBitsPerSecond: number; sentPerSecond: number; receivedPerSecond: number }
 }
 
+export type ForwardMode = 'raw' | 'sealed'
+
 export interface ForwarderOptions {
   /** "HOST:PORT" to bind (port 0: any). */
   listen: string
   /** "HOST:PORT" to deliver the peer's datagrams to; default: the last local address that sent us one. */
   to?: string
+  /** Default "raw". */
+  mode?: ForwardMode
   /** How often stats are emitted while a path is attached. Default 1000 ms. */
   intervalMs?: number
 }
 
+/** One connected ICE agent's path. */
 export interface ForwardLink {
-  key: Uint8Array
-  /** Our ICE role: the nonce space we seal in; the peer's is the other one. */
-  role: IceRole
-  send: (datagram: Uint8Array) => Promise<void>
+  /** One datagram on the selected pair; false when it could not be sent (no pair, consent expired). */
+  send: (datagram: Uint8Array) => boolean
+  /** Sealed mode: the agent generation's key and our ICE role (the nonce space we seal in). */
+  seal?: { key: Uint8Array; role: IceRole }
 }
 
 interface Endpoint {
   address: string
   port: number
+}
+
+interface AttachedLink {
+  send: (datagram: Uint8Array) => boolean
+  seal?: { key: Uint8Array; role: IceRole; peerRole: IceRole; counter: bigint; window: ReplayWindow }
 }
 
 export function parseUdpAddress(text: string, what: string): Endpoint {
@@ -183,12 +102,15 @@ const formatEndpoint = (e: Endpoint) => (e.address.includes(':') ? `[${e.address
 export class Forwarder {
   readonly stats = new Emitter<ForwardStats>()
   readonly errors = new Emitter<string>()
+  readonly mode: ForwardMode
   readonly #socket: Socket
   readonly #local: Endpoint
   readonly #fixedApp: boolean
   readonly #intervalMs: number
-  #app?: Endpoint
-  #link?: ForwardLink & { peerRole: IceRole; counter: bigint; window: ReplayWindow }
+  /** Where the peer's datagrams go; fields updated in place (no object per datagram on the hot path). */
+  readonly #app: Endpoint = { address: '', port: 0 }
+  #hasApp = false
+  #link?: AttachedLink
   #timer?: NodeJS.Timeout
   #closed = false
   #lostBefore = 0
@@ -196,16 +118,25 @@ export class Forwarder {
   readonly #received: ForwardCounters = { datagrams: 0, bytes: 0 }
   #replayed = 0
   #invalid = 0
+  #foreign = 0
   #notConnected = 0
   #noApp = 0
   #errors = 0
   #last = { at: performance.now(), sentBytes: 0, receivedBytes: 0, sent: 0, received: 0 }
+  /** One callback for every send to the app (not a closure per datagram). */
+  readonly #onAppSent = (err: Error | null) => {
+    if (err) this.#errors++
+  }
 
   private constructor(socket: Socket, local: Endpoint, options: ForwarderOptions) {
     this.#socket = socket
     this.#local = local
+    this.mode = options.mode ?? 'raw'
     this.#intervalMs = options.intervalMs ?? 1000
-    if (options.to) this.#app = parseUdpAddress(options.to, 'forward destination')
+    if (options.to) {
+      const to = parseUdpAddress(options.to, 'forward destination')
+      this.#setApp(to.address, to.port)
+    }
     this.#fixedApp = Boolean(options.to)
     socket.on('message', (msg, rinfo) => this.#onLocal(msg, rinfo))
     socket.on('error', (err) => this.errors.emit(`forward socket ${formatEndpoint(local)}: ${err.message}`))
@@ -235,15 +166,25 @@ export class Forwarder {
     return formatEndpoint(this.#local)
   }
 
+  get sealed(): boolean {
+    return this.mode === 'sealed'
+  }
+
   get active(): boolean {
     return this.#link !== undefined
   }
 
-  /** Starts carrying datagrams over a verified path; replaces an earlier link (new counters, new window). */
+  /** Starts carrying datagrams over a connected path; replaces an earlier link (sealed: new counters, new window). */
   attach(link: ForwardLink): void {
     if (this.#closed) return
+    if (this.sealed && !link.seal) throw new ForwardError('a sealed forwarder needs a key for each path')
     this.#retireLink()
-    this.#link = { ...link, peerRole: link.role === 'controlling' ? 'controlled' : 'controlling', counter: 0n, window: new ReplayWindow() }
+    const attached: AttachedLink = { send: link.send }
+    if (this.sealed && link.seal) {
+      const { key, role } = link.seal
+      attached.seal = { key, role, peerRole: role === 'controlling' ? 'controlled' : 'controlling', counter: 0n, window: new ReplayWindow() }
+    }
+    this.#link = attached
     this.#emitStats()
     clearInterval(this.#timer)
     this.#timer = setInterval(() => this.#emitStats(), this.#intervalMs)
@@ -258,34 +199,42 @@ export class Forwarder {
     this.#emitStats()
   }
 
-  /** A datagram from the ICE agent; true when it carried our magic (whether or not it opened). Never throws. */
-  handle(datagram: Uint8Array): boolean {
-    if (!isForwardDatagram(datagram)) return false
+  /**
+   * A datagram from the selected pair that is not a path probe: raw mode delivers it as it is; sealed mode
+   * delivers it only when it opens under the current path's key, once. Never throws.
+   */
+  handle(datagram: Buffer): void {
     const link = this.#link
     if (!link || this.#closed) {
-      this.#invalid++
-      return true
+      if (this.sealed) this.#invalid++
+      else this.#notConnected++
+      return
     }
-    const opened = openForward(link.key, link.peerRole, datagram)
-    if (!opened) {
-      this.#invalid++
-      return true
+    let payload: Uint8Array = datagram
+    if (link.seal) {
+      const opened = isForwardDatagram(datagram) ? openForward(link.seal.key, link.seal.peerRole, datagram) : undefined
+      if (!opened) {
+        this.#invalid++
+        return
+      }
+      if (!link.seal.window.accept(opened.counter)) {
+        this.#replayed++
+        return
+      }
+      payload = opened.payload
     }
-    if (!link.window.accept(opened.counter)) {
-      this.#replayed++
-      return true
-    }
-    const app = this.#app
-    if (!app) {
+    if (!this.#hasApp) {
       this.#noApp++
-      return true
+      return
     }
     this.#received.datagrams++
-    this.#received.bytes += opened.payload.length
-    this.#socket.send(opened.payload, app.port, app.address, (err) => {
-      if (err) this.#errors++
-    })
-    return true
+    this.#received.bytes += payload.length
+    this.#socket.send(payload, this.#app.port, this.#app.address, this.#onAppSent)
+  }
+
+  /** A datagram that reached the ICE sockets from another address than the selected pair's: counted, dropped. */
+  noteForeign(): void {
+    this.#foreign++
   }
 
   /** Idempotent: emits the final stats and frees the socket and the timer. */
@@ -301,7 +250,7 @@ export class Forwarder {
   snapshot(): ForwardStats {
     const now = performance.now()
     const seconds = Math.max((now - this.#last.at) / 1000, 0.001)
-    const lost = this.#lostBefore + (this.#link?.window.missing ?? 0)
+    const lost = this.#lostBefore + (this.#link?.seal?.window.missing ?? 0)
     const rate = {
       sentBitsPerSecond: Math.round(((this.#sent.bytes - this.#last.sentBytes) * 8) / seconds),
       receivedBitsPerSecond: Math.round(((this.#received.bytes - this.#last.receivedBytes) * 8) / seconds),
@@ -311,6 +260,7 @@ export class Forwarder {
     const total = this.#received.datagrams + this.#noApp + lost
     const stats: ForwardStats = {
       local: this.address,
+      mode: this.mode,
       active: this.active,
       sent: { ...this.#sent },
       received: { ...this.#received },
@@ -318,12 +268,13 @@ export class Forwarder {
       lossPercent: total === 0 ? 0 : Math.round((lost / total) * 10_000) / 100,
       replayed: this.#replayed,
       invalid: this.#invalid,
+      foreign: this.#foreign,
       notConnected: this.#notConnected,
       noApp: this.#noApp,
       errors: this.#errors,
       rate,
     }
-    if (this.#app) stats.app = formatEndpoint(this.#app)
+    if (this.#hasApp) stats.app = formatEndpoint(this.#app)
     return stats
   }
 
@@ -334,25 +285,37 @@ export class Forwarder {
   }
 
   #retireLink(): void {
-    if (this.#link) this.#lostBefore += this.#link.window.missing
+    if (this.#link?.seal) this.#lostBefore += this.#link.seal.window.missing
     this.#link = undefined
+  }
+
+  #setApp(address: string, port: number): void {
+    this.#app.address = address
+    this.#app.port = port
+    this.#hasApp = true
   }
 
   #onLocal(payload: Buffer, from: RemoteInfo): void {
     if (this.#closed) return
-    if (!this.#fixedApp) this.#app = { address: from.address, port: from.port }
+    if (!this.#fixedApp && (from.port !== this.#app.port || from.address !== this.#app.address)) this.#setApp(from.address, from.port)
     const link = this.#link
     if (!link) {
       this.#notConnected++
       return
     }
-    if (payload.length > MAX_FORWARD_PAYLOAD) {
-      this.#errors++
+    let datagram: Uint8Array = payload
+    if (link.seal) {
+      if (payload.length > MAX_FORWARD_PAYLOAD) {
+        this.#errors++
+        return
+      }
+      datagram = sealForward(link.seal.key, link.seal.role, link.seal.counter++, payload)
+    }
+    if (!link.send(datagram)) {
+      this.#notConnected++
       return
     }
-    const datagram = sealForward(link.key, link.role, link.counter++, payload)
     this.#sent.datagrams++
     this.#sent.bytes += payload.length
-    link.send(datagram).catch(() => this.#errors++)
   }
 }

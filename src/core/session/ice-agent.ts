@@ -6,6 +6,7 @@ import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapp
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
 import { stunServer, turnOptions, weriftOptions, type IceOptions } from './ice-options.js'
+import { PairDatagrams } from './pair-datagrams.js'
 import { installTurnRefreshFix } from './turn-refresh.js'
 
 // A closed agent with a TURN allocation must not keep the process alive (see turn-refresh.ts).
@@ -43,8 +44,11 @@ export class IceAgent {
   readonly connection: Connection
   /** Local candidates as gathered (trickle). */
   readonly localCandidates = new Emitter<CandidateInfo>()
-  /** Every non-STUN datagram the agent's sockets receive, from anyone (ICE-NOTES pitfall 5). */
-  readonly data = new Emitter<Buffer>()
+  /**
+   * Every non-STUN datagram the agent's sockets receive, flagged with whether it came from the nominated
+   * pair's remote address (werift's own onData cannot tell: ICE-NOTES pitfall 5); and the fast send.
+   */
+  readonly datagrams: PairDatagrams
   /** werift's state changes; "completed" means gathering finished, not ICE (pitfall 3). */
   readonly states = new Emitter<IceState>()
   #closed = false
@@ -54,6 +58,7 @@ export class IceAgent {
 
   constructor(options: IceAgentOptions) {
     const connection = new Connection(options.controlling, { ...weriftOptions(options.ice), ...turnOptions(options.ice) })
+    this.datagrams = new PairDatagrams(connection)
     // The constructor defaults to stun.l.google.com; the option cannot turn it off, the field can.
     connection.stunServer = stunServer(options.ice)
     // Pitfall 1: host candidates copy localUsername when gathered, so these must be set first.
@@ -70,6 +75,8 @@ export class IceAgent {
       } catch {
         return // a transport we cannot describe on the wire (cunīcu's proto knows udp/tcp only)
       }
+      const protocol = protocolOf(connection, candidate)
+      if (protocol) this.datagrams.tap(protocol)
       if (info.type === 'host' || info.type === 'relay') enlargeSocketBuffers(connection, candidate)
       if (info.type === 'relay') {
         const transport = pairLateLocalCandidate(connection, candidate)
@@ -77,7 +84,6 @@ export class IceAgent {
       }
       this.localCandidates.emit(info)
     })
-    connection.onData.subscribe((buf) => this.data.emit(buf))
     connection.stateChanged.subscribe((state) => this.states.emit(state))
     this.connection = connection
   }
@@ -151,16 +157,17 @@ export class IceAgent {
     }
   }
 
-  /** One datagram on the nominated pair; werift drops it silently when there is none (pitfall 4). */
-  async send(data: Uint8Array): Promise<void> {
-    if (this.#closed) return
-    await this.connection.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  /** One datagram on the nominated pair; false (nothing sent) when there is none or consent expired (pitfall 4). */
+  send(data: Uint8Array): boolean {
+    if (this.#closed) return false
+    return this.datagrams.send(data)
   }
 
   /** Idempotent; frees the sockets and werift's timers. */
   close(): Promise<void> {
     if (this.#closing) return this.#closing
     this.#closed = true
+    this.datagrams.close()
     for (const reject of [...this.#onClose]) reject()
     this.#onClose.clear()
     this.#closing = this.connection.close().catch(() => {})
@@ -185,6 +192,12 @@ function pairLateLocalCandidate(connection: Connection, candidate: WeriftCandida
   // The transport to the TURN server (relay_protocol on the wire); werift falls back from udp to tcp.
   const type = protocol.turn?.transport?.type
   return type === 'udp' || type === 'tcp' || type === 'tls' ? type : undefined
+}
+
+/** werift's protocol (socket or TURN allocation) that gathered this local candidate. */
+function protocolOf(connection: Connection, candidate: WeriftCandidate): object | undefined {
+  const protocols = (connection as unknown as { protocols?: { localCandidate?: WeriftCandidate }[] }).protocols
+  return protocols?.find((p) => p.localCandidate === candidate)
 }
 
 /** Receive/send buffer asked for each agent socket (the kernel caps it at net.core.rmem_max/wmem_max). */

@@ -74,6 +74,11 @@ export function openProbe(key: Uint8Array, datagram: Uint8Array): ProbePacket | 
   return { type, from, id, timestamp }
 }
 
+/** Whether a datagram is a path probe sealed with this key (ours reflected back included): never app data. */
+export function isProbe(key: Uint8Array, datagram: Uint8Array): boolean {
+  return datagram.length === PROBE_LENGTH && startsWithMagic(datagram) && openProbe(key, datagram) !== undefined
+}
+
 export interface PathProbeOptions {
   key: Uint8Array
   /** Our ICE role: stamped on what we send, and refused on what we receive. */

@@ -15,8 +15,9 @@ import { credentialsId, generateCredentials, sameCredentials, shortUfrag, type I
 import type { CandidateInfo, SessionEvent, SessionState } from './events.js'
 import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
-import { PathProbe } from './path-probe.js'
-import { forwardKey, type Forwarder } from './forwarder.js'
+import { isProbe, PathProbe } from './path-probe.js'
+import type { Forwarder } from './forwarder.js'
+import { forwardKey } from './forward-seal.js'
 import type { ResolvedIceServers } from './relays.js'
 
 export type { IceOptions } from './ice-options.js'
@@ -32,7 +33,7 @@ export interface SessionOptions {
   probeTimeoutMs?: number
   /** Aborting closes the session. */
   signal?: AbortSignal
-  /** `--forward`: attached to each verified path; its stats become 'forward' events. The caller closes it. */
+  /** `--forward`/`--wg`: attached to each connected path; its stats become 'forward' events. The caller closes it. */
   forwarder?: Forwarder
   /**
    * STUN/TURN servers gathered before the session (flags and the servers' RelayRegistry, relays.ts): used in
@@ -331,21 +332,17 @@ export class Session {
     attempt.probe = new PathProbe({
       key: probeKey,
       role: this.role,
-      send: (datagram) => agent.send(datagram),
+      send: async (datagram) => void agent.send(datagram),
       timeoutMs: this.#o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
       onVerified: (rttMs) => {
         if (!current()) return
         this.#emit({ type: 'verified', rttMs })
-        this.#attachForwarder(attempt, probeKey)
       },
       onUnverified: (reason) => current() && this.#emit({ type: 'unverified', reason }),
       onError: (message) => current() && this.#emit({ type: 'error', source: 'probe', message }),
     })
     // Before connect(): the controlled side can receive the peer's probes before its connect() resolves.
-    agent.data.on((datagram) => {
-      if (attempt.probe?.handle(datagram)) return
-      if (this.#forwarding === attempt) this.#o.forwarder?.handle(datagram)
-    })
+    agent.datagrams.setHandler((datagram, fromPair) => this.#onDatagram(attempt, probeKey, datagram, fromPair))
     agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
     agent.states.on((state) => {
       if ((state === 'failed' || state === 'disconnected') && attempt.connected) {
@@ -448,7 +445,22 @@ export class Session {
     this.#restartBackoff.reset()
     this.#setState('connected')
     this.#emit({ type: 'pair', local: pair.local, remote: pair.remote })
+    // cunīcu forwards from here on (WIRE.md §8); the probe runs beside the data, not before it.
+    this.#attachForwarder(attempt)
     attempt.probe?.start()
+  }
+
+  /**
+   * Sorts what reaches the agent's sockets: a sealed path probe (it authenticates itself, from any source);
+   * data only from the selected pair's remote address (WIRE.md §8). A datagram that merely starts with the
+   * probe's magic but does not open as one is data.
+   */
+  #onDatagram(attempt: Attempt, probeKey: Uint8Array, datagram: Buffer, fromPair: boolean): void {
+    if (attempt.probe?.handle(datagram) || isProbe(probeKey, datagram)) return
+    const forwarder = this.#o.forwarder
+    if (!forwarder || this.#forwarding !== attempt) return
+    if (fromPair) forwarder.handle(datagram)
+    else forwarder.noteForeign()
   }
 
   /** Ends this attempt and, unless closed, starts a new one with new credentials after a back-off delay. */
@@ -469,12 +481,15 @@ export class Session {
     }, delay)
   }
 
-  #attachForwarder(attempt: Attempt, boxKey: Uint8Array): void {
+  #attachForwarder(attempt: Attempt): void {
     const { forwarder } = this.#o
     const agent = attempt.agent
     if (!forwarder || !agent || !attempt.remote) return
     this.#forwarding = attempt
-    forwarder.attach({ key: forwardKey(boxKey, this.role, attempt.local, attempt.remote), role: this.role, send: (d) => agent.send(d) })
+    const send = (datagram: Uint8Array) => agent.send(datagram)
+    if (!forwarder.sealed) return forwarder.attach({ send })
+    const boxKey = defaultSharedKeyCache.get(this.#o.ours, this.#o.theirs)
+    forwarder.attach({ send, seal: { key: forwardKey(boxKey, this.role, attempt.local, attempt.remote), role: this.role } })
   }
 
   #detachForwarder(): void {
