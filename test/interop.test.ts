@@ -4,6 +4,8 @@
 // cunicu-ts, so passing messages both ways through both servers, and connecting ICE in both roles,
 // shows that the bytes, the gRPC semantics and the session protocol are the contract's, not just
 // self-consistent. CI installs the packages (see APT_PACKAGES); missing ones fail, they never skip.
+import { createHash, randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -262,4 +264,47 @@ describe('ICE session with an independent agent (aioice)', () => {
     },
     60_000,
   )
+})
+
+describe('raw forwarding with an independent agent (aioice, which never answers path probes)', () => {
+  it('session --forward carries datagrams both ways unchanged; aioice echoes them; our reflected probes never reach the app', async () => {
+    const keys = keysFor('controlled')
+    const { server, address } = await cunicuSignal()
+    const ts = startCli(['session', '-k', keyFile(keys.ts), keys.python.publicKey.toString(), '--loopback', '--timeout', '30', '--json', '-b', `grpc://${address}?insecure=true`, '--forward', '127.0.0.1:0'])
+    await ts.waitForEvent((e) => e.type === 'subscribed')
+    const peer = startPython(py, 'peer.py', ['session', '--server', address, '--key', keys.python.toBase64(), '--peer', keys.ts.publicKey.toString(), '--timeout', '30', '--linger', '20', '--echo'])
+    const context = () => `\ncunicu-ts:\n${ts.lines.join('\n')}\n${ts.stderr}\npython:\n${peer.lines.join('\n')}\n${peer.stderr}`
+    // Raw forwarding starts at ICE connected: no verified path is needed (aioice never answers probes).
+    const active = await ts.waitForEvent((e) => e.type === 'forward' && e.active === true, 30_000)
+    const app = createSocket('udp4')
+    const echoed: Buffer[] = []
+    app.on('message', (m) => echoed.push(m))
+    await new Promise<void>((resolve) => app.bind(0, '127.0.0.1', resolve))
+    const [host, port] = [active.local.split(':')[0], Number(active.local.split(':')[1])]
+    const sent = Array.from({ length: 200 }, (_, i) => randomBytes(1 + ((i * 37) % 1400)))
+    // An app datagram that happens to start with the probe's magic is still data.
+    sent[0] = Buffer.concat([Buffer.from('cunicuPB'), randomBytes(66)])
+    try {
+      for (const d of sent) {
+        await new Promise<void>((resolve, reject) => app.send(d, port, host, (err) => (err ? reject(err) : resolve())))
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+      const deadline = Date.now() + 10_000
+      while (echoed.length < sent.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    } finally {
+      await new Promise<void>((resolve) => app.close(() => resolve()))
+    }
+    const digest = (b: Buffer) => createHash('sha1').update(b).digest('hex')
+    const want = sent.map(digest).sort()
+    // Loopback and an idle machine: every datagram comes back, byte for byte; nothing else does (no probes).
+    expect(echoed.map(digest).sort(), context()).toEqual(want)
+    // aioice saw them raw: the same bytes, not a sealed framing.
+    const atPeer = new Set(peer.events.filter((e) => e.type === 'datagram').map((e) => e.sha1))
+    for (const d of want) expect(atPeer.has(d), context()).toBe(true)
+    process.kill(ts.child.pid!, 'SIGTERM')
+    await ts.exit(10_000)
+    const last = [...ts.events].reverse().find((e) => e.type === 'forward')
+    expect(last, context()).toMatchObject({ mode: 'raw', sent: { datagrams: 200 }, received: { datagrams: 200 } })
+    await stop(server)
+  }, 60_000)
 })

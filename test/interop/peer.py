@@ -3,6 +3,7 @@
 # calls (no generated stubs), libsodium through PyNaCl, aioice for ICE. Output: NDJSON on stdout.
 # Exit codes as cunicu-ts's: 0 ok, 2 bad input, 3 backend/publish error, 4 timeout, 5 session failed.
 import argparse
+import hashlib
 import asyncio
 import random
 import string
@@ -314,7 +315,11 @@ class SessionPeer:
             except ConnectionError as exc:
                 emit(type="error", message=f"ICE connection lost: {exc}")
                 return self.fail(f"ICE connection lost: {exc}")
-            emit(type="datagram", size=len(data), prefix=data[:8].hex())
+            emit(type="datagram", size=len(data), prefix=data[:8].hex(), sha1=hashlib.sha1(data).hexdigest())
+            # --echo: what cunīcu's data plane would do with a WireGuard that answers: the datagram goes back
+            # unchanged over the selected pair (path probes too: this peer does not know them).
+            if self.args.echo:
+                await self.conn.send(data)
 
     async def run(self) -> int:
         async with grpc.aio.insecure_channel(self.args.server) as channel:
@@ -419,6 +424,7 @@ def main() -> int:
     p.add_argument("--peer", required=True)
     p.add_argument("--timeout", type=float, default=30)
     p.add_argument("--linger", type=float, default=5, help="seconds to serve consent after connecting")
+    p.add_argument("--echo", action="store_true", help="send every datagram received over the path back, unchanged")
     p.set_defaults(run=cmd_session)
 
     args = parser.parse_args()
