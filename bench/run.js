@@ -5,7 +5,7 @@
 //
 //   node bench/run.js            the full run (~2-3 minutes on 2 cores)
 //   node bench/run.js --quick    tiny counts, seconds; proves the harness works (test/bench-smoke.test.ts)
-//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session cluster)
+//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session cluster forward)
 //   node bench/run.js --out FILE             results elsewhere than bench/results.json
 //   node bench/run.js --no-snapshot          run from this checkout's dist/ instead of a private copy
 import { spawn, spawnSync } from 'node:child_process'
@@ -36,6 +36,7 @@ import {
   stopProcess,
   withTimeout,
 } from './lib.js'
+import { forward } from './forward.js'
 /** The Message size the issue asks for; bench/payload.js builds a Message of exactly this size. */
 const MESSAGE_BYTES = 200
 
@@ -52,6 +53,7 @@ const FULL = {
   crypto: { durationMs: 3000, warmupMs: 300 },
   cli: { runs: 11 },
   session: { runs: 10 },
+  forward: { rates: [5000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000], stepSeconds: 2 },
 }
 const QUICK = {
   relay: { processes: 1, pairsPerProcess: 2, window: 1, warmupMs: 100, measureMs: 300, rounds: 1 },
@@ -60,6 +62,7 @@ const QUICK = {
   crypto: { durationMs: 100, warmupMs: 20 },
   cli: { runs: 2 },
   session: { runs: 1 },
+  forward: { rates: [1000], stepSeconds: 0.3 },
 }
 const CFG = quick ? QUICK : FULL
 /** The whole run gives up after this, whatever is still going. */
@@ -576,7 +579,7 @@ function table() {
   return [render(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(render)].join('\n')
 }
 
-const SECTIONS = { crypto, cli, relay: relayAndLatency, memory, session, cluster }
+const SECTIONS = { crypto, cli, relay: relayAndLatency, memory, session, cluster, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
 
 async function main() {
   installCleanup()
@@ -615,7 +618,7 @@ async function main() {
 // Several people build in one checkout, and `npm run build` empties dist/ first; a build during a run would
 // pull the code from under the spawned servers. So by default the run works on a private copy of the built
 // package (bin, dist, proto, bench, package.json, manifest; node_modules linked) in a temp directory.
-const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'package.json', 'oclif.manifest.json']
+const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'test/netns/udp-tool.mjs', 'package.json', 'oclif.manifest.json']
 const SNAPSHOT_NEEDS = ['dist/commands/signal.js', 'dist/core/envelope.js', 'dist/gen/signaling/signaling.js', 'dist/core/session/session.js']
 
 async function runInSnapshot() {
