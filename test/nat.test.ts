@@ -111,7 +111,7 @@ async function forward(name: string, c: Connected): Promise<ForwardResult> {
   )
   const sent = await sender.waitForEvent((e) => e.type === 'sent', 60_000)
   const received = await receiver.waitForEvent((e) => e.type === 'received', 60_000)
-  // The forwarders' own view, one interval later: A sealed what the app sent, B opened and delivered it.
+  // The forwarders' own view, one interval later: B delivered what A's app sent (raw: WIRE.md §8).
   const fwdB = await c.pb.waitForEvent((e) => e.type === 'forward' && e.received.datagrams >= received.datagrams && Date.parse(e.at) > Date.now() - 500, 5_000)
   const result: ForwardResult = {
     sent: sent.datagrams,

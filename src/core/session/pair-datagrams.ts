@@ -4,14 +4,22 @@
 // datagrams from the selected pair's remote address on the selected pair's socket may count as the peer's.
 //
 // PairDatagrams taps each werift protocol (one per local socket or TURN allocation) below werift's own
-// dispatch: STUN still goes to werift; everything else is checked against the nominated pair here and
-// handed on with a flag saying whether it came from the pair. Sending to the pair goes straight to the
-// dgram socket (host/srflx pairs) or through werift's TURN client (relay pairs).
+// dispatch: STUN still goes to werift; everything else is checked here and handed on with a flag saying
+// whether it came from the path. Sending to the pair goes straight to the dgram socket (host/srflx pairs)
+// or through werift's TURN client (relay pairs).
+//
+// "From the path" means: on the socket of the nominated pair from its remote address, or on the socket of
+// another pair that ICE validated (our check to that remote address was answered with the peer's password).
+// The second case is needed because werift's two agents can nominate different pairs of one path (measured
+// behind a symmetric NAT: A selects relay→srflx, B selects relay→prflx, and A's data reaches B's host socket
+// from A's relay address). pion, in cunīcu, accepts data from any remote candidate it authenticated; a
+// validated pair is the same proof here, since werift itself does not authenticate incoming checks and so
+// cannot be trusted to say who a peer-reflexive candidate is (ICE-NOTES pitfall 6).
 import type { Socket } from 'node:dgram'
-import type { CandidatePair, Connection } from 'werift-ice'
+import { CandidatePairState, type CandidatePair, type Connection } from 'werift-ice'
 
-/** Called for every non-STUN datagram; `fromPair` is true only for the nominated pair's remote address. */
-export type DatagramHandler = (datagram: Buffer, fromPair: boolean) => void
+/** Called for every non-STUN datagram; `fromPath` is true only for the path's remote address (see above). */
+export type DatagramHandler = (datagram: Buffer, fromPath: boolean) => void
 
 /** werift's [host, port]. */
 type Address = [string, number]
@@ -42,6 +50,10 @@ function withoutZone(address: string): string {
   return at === -1 ? address : address.slice(0, at)
 }
 
+function matches(pair: CandidatePair, protocol: object, host: string, port: number): boolean {
+  return (pair.protocol as unknown) === protocol && pair.remoteAddr[1] === port && (pair.remoteAddr[0] === host || pair.remoteAddr[0] === withoutZone(host))
+}
+
 export class PairDatagrams {
   readonly #connection: Connection
   readonly #tapped = new WeakSet<object>()
@@ -54,6 +66,8 @@ export class PairDatagrams {
   #sendHost = ''
   #sendPort = 0
   #closed = false
+  /** The last validated non-nominated source: data keeps coming from one address, so the scan runs once. */
+  #validated?: { protocol: object; host: string; port: number }
   /** Non-STUN datagrams from anywhere but the nominated pair's remote address (spoofed, stray, stale). */
   foreign = 0
   /** Sends that failed (socket errors) or found no usable pair. */
@@ -156,13 +170,24 @@ export class PairDatagrams {
 
   #deliver(protocol: object, data: Buffer, host: string, port: number): void {
     if (this.#closed) return
-    const pair = this.#connection.nominated
-    const fromPair =
-      pair !== undefined &&
-      (pair.protocol as unknown) === protocol &&
-      pair.remoteAddr[1] === port &&
-      (pair.remoteAddr[0] === host || pair.remoteAddr[0] === withoutZone(host))
-    if (!fromPair) this.foreign++
-    this.#handler(data, fromPair)
+    const fromPath = this.#fromPath(protocol, host, port)
+    if (!fromPath) this.foreign++
+    this.#handler(data, fromPath)
+  }
+
+  #fromPath(protocol: object, host: string, port: number): boolean {
+    const connection = this.#connection
+    const nominated = connection.nominated
+    if (!nominated) return false
+    if (matches(nominated, protocol, host, port)) return true
+    const last = this.#validated
+    if (last && last.protocol === protocol && last.port === port && last.host === host) return true
+    for (const pair of connection.candidatePairs) {
+      if (pair.state === CandidatePairState.SUCCEEDED && matches(pair, protocol, host, port)) {
+        this.#validated = { protocol, host, port }
+        return true
+      }
+    }
+    return false
   }
 }
