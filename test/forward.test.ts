@@ -204,6 +204,8 @@ async function inject(host: string, port: number, count: number): Promise<void> 
 interface ForwardPair {
   pa: CliProcess
   pb: CliProcess
+  /** Starts B again with the same key and arguments (after it was killed). */
+  restartB: () => CliProcess
   /** A's forward address: what A's app sends to. */
   forwardA: string
   /** B's local ICE candidate on the selected pair: where the peer's datagrams arrive. */
@@ -222,11 +224,12 @@ async function forwardPair(appPort: number, extra: string[] = []): Promise<Forwa
   writeFileSync(fb, kb.toBase64() + '\n', { mode: 0o600 })
   const common = ['-b', backend, '--loopback', '--json', '--timeout', '120', '--forward', '127.0.0.1:0', ...extra]
   const pa = startCli(['session', kb.publicKey.toString(), '-k', fa, ...common])
-  const pb = startCli(['session', ka.publicKey.toString(), '-k', fb, ...common, '--forward-to', `127.0.0.1:${appPort}`])
+  const argsB = ['session', ka.publicKey.toString(), '-k', fb, ...common, '--forward-to', `127.0.0.1:${appPort}`]
+  const pb = startCli(argsB)
   const active = (e: Record<string, any>) => e.type === 'forward' && e.active === true
   const [startA] = await Promise.all([pa.waitForEvent(active, 30_000), pb.waitForEvent(active, 30_000)])
   const pairB = await pb.waitForEvent((e) => e.type === 'pair', 1000)
-  return { pa, pb, forwardA: startA.local, candidateB: pairB.local }
+  return { pa, pb, forwardA: startA.local, candidateB: pairB.local, restartB: () => startCli(argsB) }
 }
 
 async function stopBoth({ pa, pb }: ForwardPair): Promise<void> {
@@ -269,6 +272,32 @@ describe('session --forward (two processes on loopback)', () => {
     expect(report.foreign).toBeGreaterThanOrEqual(100)
     await stopBoth(pair)
   }, 180_000)
+
+  it('follows the path across an ICE restart: the peer killed and started again, forwarding resumes on the new pair', async () => {
+    const app = await udpSocket()
+    const pair = await forwardPair(app.port)
+    const [host, port] = [pair.forwardA.split(':')[0]!, Number(pair.forwardA.split(':')[1])]
+    const sender = createSocket('udp4')
+    closers.push(() => new Promise<void>((resolve) => sender.close(() => resolve())))
+    const send = (text: string) => new Promise<void>((resolve, reject) => sender.send(Buffer.from(text), port, host, (e) => (e ? reject(e) : resolve())))
+    await send('before')
+    await until(() => app.received.some((m) => String(m) === 'before'), 5000, 'the first datagram')
+    pair.pb.child.kill('SIGKILL')
+    await pair.pb.exit()
+    const pb2 = pair.restartB()
+    // A sees B's new credentials, restarts its agent, and attaches the forwarder to the new pair.
+    const restarted = await pair.pa.waitForEvent((e) => e.type === 'state' && e.state === 'restarting', 20_000)
+    await pair.pa.waitForEvent((e) => e.type === 'forward' && e.active === true && Date.parse(e.at) >= Date.parse(restarted.at), 20_000)
+    await pb2.waitForEvent((e) => e.type === 'forward' && e.active === true, 20_000)
+    const pairs = pair.pa.events.filter((e) => e.type === 'pair')
+    expect(pairs.length).toBeGreaterThanOrEqual(2)
+    // The new B listens on the same app address; datagrams flow again (bounded retries: the first may race).
+    for (let i = 0; i < 50 && !app.received.some((m) => String(m).startsWith('after')); i++) {
+      await send(`after ${i}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(app.received.some((m) => String(m).startsWith('after'))).toBe(true)
+  }, 90_000)
 
   it('sealed (--seal): 10,000 datagrams with < 1 % loss and loss reported; injected ones never reach the app', async () => {
     const receiver = tool(['recv', '127.0.0.1:0', '10000'])
