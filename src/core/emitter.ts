@@ -1,9 +1,16 @@
-// A minimal typed event channel: listeners are called synchronously and a throwing listener cannot
-// break the emitter (the engine must keep running whatever a renderer does).
+// A minimal typed event channel: listeners are called synchronously, in the order they were added.
+//
+// Listener errors, the one policy: a listener that throws is a bug in that listener (a renderer, a test
+// hook), not in the engine that emitted the event. The engine keeps running, the other listeners still
+// get the event, and the error is reported once per emitter as a process warning (stderr, code
+// CUNICU_LISTENER_ERROR) instead of ending the process from inside a socket callback.
 export type Listener<T> = (event: T) => void
+
+export const LISTENER_ERROR_CODE = 'CUNICU_LISTENER_ERROR'
 
 export class Emitter<T> {
   readonly #listeners = new Set<Listener<T>>()
+  #reported = false
 
   /** Adds a listener; the returned function removes it. */
   on(listener: Listener<T>): () => void {
@@ -12,18 +19,25 @@ export class Emitter<T> {
   }
 
   emit(event: T): void {
-    for (const listener of [...this.#listeners]) {
+    // The live set, no copy per event (hot paths emit per datagram): a listener removed during an emit is
+    // not called later in it, one added during it is.
+    for (const listener of this.#listeners) {
       try {
         listener(event)
       } catch (err) {
-        queueMicrotask(() => {
-          throw err
-        })
+        this.#report(err)
       }
     }
   }
 
   clear(): void {
     this.#listeners.clear()
+  }
+
+  #report(err: unknown): void {
+    if (this.#reported) return
+    this.#reported = true
+    const message = err instanceof Error ? (err.stack ?? err.message) : String(err)
+    process.emitWarning(`an event listener threw (the engine keeps running; later errors of this emitter are not reported): ${message}`, { code: LISTENER_ERROR_CODE })
   }
 }
