@@ -7,7 +7,8 @@ import { writeNdjson } from '../cli/ndjson.js'
 import { openClient } from '../cli/open-client.js'
 import { abortOnSignals } from '../cli/shutdown.js'
 import { PublicKey } from '../core/keys.js'
-import { messageKind, parseMessageJson } from '../core/message-json.js'
+import { parseMessageJson } from '../core/message-json.js'
+import { messageKind } from '../core/message-kind.js'
 import type { Message } from '../gen/signaling/signaling.js'
 
 export default class Publish extends BaseCommand {

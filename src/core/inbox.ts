@@ -3,7 +3,8 @@
 import type { Backend, BackendStatus, EnvelopeFailure, MessageHandler, ReceivedMessage, SubscriptionKey } from './backend.js'
 import { Emitter } from './emitter.js'
 import { PublicKey, type PrivateKey } from './keys.js'
-import { messageKind, messageToJson, type MessageKind } from './message-json.js'
+import { messageKind, type MessageKind } from './message-kind.js'
+import { Message } from '../gen/signaling/signaling.js'
 
 export type InboxEvent =
   | { type: 'subscribed'; key: string; from: string[] | 'any'; backend: string; at: string }
@@ -65,7 +66,7 @@ function toMessageEvent(m: ReceivedMessage): InboxEvent {
     receivedAt: m.receivedAt.toISOString(),
     kind: messageKind(m.message),
     size: m.size,
-    message: messageToJson(m.message),
+    message: Message.toJSON(m.message),
   }
 }
 

@@ -1,7 +1,7 @@
 // The one event union a session emits; the Ink view and the NDJSON writer both render exactly these.
 import type { BackendStatus } from '../backend.js'
 import type { IceRole } from '../keys.js'
-import type { MessageKind } from '../message-json.js'
+import type { MessageKind } from '../message-kind.js'
 import type { ForwardStats } from './forwarder.js'
 
 export type SessionState =

@@ -1,5 +1,5 @@
-// The server needs files that ship beside the code (proto/ for reflection, package.json for the version).
-// The module runs from src/core/server (tsx, vitest) or dist/core/server (the build), so walk up to the
+// Files that ship beside the code: proto/ (server reflection, strict message JSON) and package.json (version).
+// The module runs from src/core (tsx, vitest) or dist/core (the build), so walk up to the
 // first directory that holds both rather than hard-coding a depth.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
