@@ -41,7 +41,7 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
   const peer = peerArg === undefined ? undefined : usage(() => PublicKey.parse(peerArg, 'PEER_PK'), 'PEER_PK')
   const allowedIps = flags['allowed-ips']?.split(',').map((s) => s.trim()).filter(Boolean)
   const iface = flags.wg
-  const [{ WgTool, WgError }, { interfaceKey, interfacesExcept, WireguardSetupError }, { WireguardMesh }] = await Promise.all([
+  const [{ WgTool, WgError }, { interfaceKey, interfacesExcept, planWireguard, WireguardSetupError }, { WireguardMesh }] = await Promise.all([
     import('../core/wireguard/wg-tool.js'),
     import('../core/wireguard/setup.js'),
     import('../core/wireguard/mesh.js'),
@@ -75,6 +75,13 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
     io.fail(`PEER_PK is ${iface}'s own public key: a peer cannot open a session with itself`, ExitCode.Usage)
   }
 
+  // Every check on the interface comes before the backend is opened: a bad --wg setup fails fast, offline.
+  const interfaces = flags.interface ?? (flags.loopback ? undefined : interfacesExcept(iface))
+  const plan = await planWireguard(tool, iface, { ...(peer ? { peer } : {}), ...(allowedIps ? { allowedIps } : {}), signal: shutdown.signal }).catch((err: unknown) => {
+    shutdown.dispose()
+    return setupFailure(err)
+  })
+
   const urls = backendUrls(flags.backend)
   let backend: Backend
   try {
@@ -95,22 +102,15 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
     publicKey: ours.publicKey.bytes,
     ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
   })
-  const interfaces = flags.interface ?? (flags.loopback ? undefined : interfacesExcept(iface))
-  const mesh = await WireguardMesh.prepare({
+  const mesh = new WireguardMesh({
     tool,
-    iface,
+    plan,
     backend,
     ours,
-    ...(peer ? { peer } : {}),
-    ...(allowedIps ? { allowedIps } : {}),
+    single: peer !== undefined,
     session: { ice: { ...(interfaces ? { interfaces } : {}), loopback: flags.loopback }, iceServers },
     signal: shutdown.signal,
-  }).catch(async (err: unknown) => {
-    await backend.close()
-    shutdown.dispose()
-    return setupFailure(err)
   })
-
   const unmount = io.ndjson
     ? (mesh.events.on(writeNdjson), async () => {})
     : (await import('../ui/wireguard-view.js')).showWireguard(mesh.events)
@@ -134,7 +134,8 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
       failure = { message: `timed out after ${flags.timeout} s: not connected to ${missing.map((p) => p.slice(0, 8) + '…').join(', ')}`, exit: ExitCode.Timeout }
     }
   } catch (err) {
-    if (!shutdown.signal.aborted) failure = { message: (err as Error).message, exit: ExitCode.Backend }
+    // wg refusing the peer --allowed-ips adds is bad input; anything else here is the backend.
+    if (!shutdown.signal.aborted) failure = { message: (err as Error).message, exit: err instanceof WgError ? ExitCode.Usage : ExitCode.Backend }
   } finally {
     clearTimeout(timer)
     await mesh.close()

@@ -8,7 +8,7 @@ import { PublicKey, type PrivateKey } from '../keys.js'
 import type { SessionOptions } from '../session/session.js'
 import { stamp, type WireguardEvent } from './events.js'
 import { PeerLink } from './peer-link.js'
-import { planPeers, type PlannedPeer } from './setup.js'
+import type { PlannedPeer, WireguardPlan } from './setup.js'
 import type { WgInterfaceDump, WgPeerDump } from './wg-dump.js'
 import type { WgTool } from './wg-tool.js'
 
@@ -16,16 +16,15 @@ export const DEFAULT_DUMP_INTERVAL_MS = 5000
 
 export interface WireguardMeshOptions {
   tool: WgTool
-  iface: string
+  /** From planWireguard: the interface, its listen port and the peers to carry. */
+  plan: WireguardPlan
   backend: Backend
   /** The interface's private key (see interfaceKey). */
   ours: PrivateKey
-  /** One peer; undefined: every peer of the interface, following additions and removals. */
-  peer?: PublicKey
-  /** Adds `peer` with these allowed IPs when the interface lacks it (removed again on close). */
-  allowedIps?: string[]
   /** ICE and path-probe settings shared by every peer's session. */
   session?: Pick<SessionOptions, 'ice' | 'iceServers' | 'backoff' | 'probeTimeoutMs'>
+  /** True: one given peer. False: every peer of the interface, following additions and removals. */
+  single: boolean
   dumpIntervalMs?: number
   restoreAfterMs?: number
   /** Aborting closes the mesh. */
@@ -39,17 +38,14 @@ export class WireguardMesh {
   readonly #links = new Map<string, PeerLink>()
   readonly #seen = new Map<string, string>()
   readonly #abort = new AbortController()
-  readonly #listenPort: number
-  #planned: PlannedPeer[]
   #timer?: NodeJS.Timeout
   #polling = false
   #closing?: Promise<void>
+  #closed = false
   #offAbort?: () => void
 
-  private constructor(options: WireguardMeshOptions, dump: WgInterfaceDump, planned: PlannedPeer[]) {
+  constructor(options: WireguardMeshOptions) {
     this.#o = options
-    this.#listenPort = dump.listenPort
-    this.#planned = planned
     const signal = options.signal
     if (signal) {
       const onAbort = () => void this.close()
@@ -58,41 +54,31 @@ export class WireguardMesh {
     }
   }
 
-  /**
-   * Reads the interface and checks the peer(s) (adding `peer` if --allowed-ips asked for it). Throws
-   * WgError or WireguardSetupError, with the interface unchanged, when something is wrong.
-   */
-  static async prepare(options: WireguardMeshOptions): Promise<WireguardMesh> {
-    const dump = await options.tool.dump(options.iface, options.signal)
-    const planned = await planPeers(options.tool, options.iface, dump, {
-      ...(options.peer ? { peer: options.peer } : {}),
-      ...(options.allowedIps ? { allowedIps: options.allowedIps } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    })
-    return new WireguardMesh(options, dump, planned)
-  }
-
   /** The peers' keys (base64) being carried. */
   get peers(): string[] {
     return [...this.#links.keys()]
   }
 
-  /** Opens a link per peer and starts their sessions; rejects (after closing) if a subscription fails. */
+  /**
+   * Adds the peer if --allowed-ips asked for it, opens a link per peer and starts their sessions; rejects
+   * (after closing, which undoes the addition) if `wg` or a subscription fails.
+   */
   async start(): Promise<void> {
-    const { iface, ours } = this.#o
-    this.events.emit(stamp({ type: 'interface', iface, publicKey: ours.publicKey.toString(), listenPort: this.#listenPort, peers: this.#planned.map((p) => p.key.toString()) }))
+    const { plan, ours } = this.#o
+    this.events.emit(stamp({ type: 'interface', iface: plan.iface, publicKey: ours.publicKey.toString(), listenPort: plan.listenPort, peers: plan.peers.map((p) => p.key.toString()) }))
     try {
-      await Promise.all(this.#planned.map((p) => this.#openLink(p)))
+      await Promise.all(plan.peers.map((p) => this.#openLink(p)))
     } catch (err) {
       await this.close()
       throw err
     }
-    if (this.#closing) return
+    if (this.#closed) return
     this.#schedulePoll()
   }
 
   /** Idempotent: closes every link (each restores its peer's endpoint) and stops polling. */
   close(): Promise<void> {
+    this.#closed = true
     this.#closing ??= this.#close()
     return this.#closing
   }
@@ -107,12 +93,14 @@ export class WireguardMesh {
 
   async #openLink(planned: PlannedPeer): Promise<void> {
     const key = planned.key.toString()
-    if (this.#links.has(key) || this.#closing) return
-    const { tool, iface, backend, ours } = this.#o
+    if (this.#links.has(key) || this.#closed) return
+    const { tool, backend, ours } = this.#o
+    const { iface, listenPort } = this.#o.plan
+    if (planned.addedByUs) await tool.addPeer(iface, key, { allowedIps: planned.original.allowedIps }, this.#abort.signal)
     const link = await PeerLink.open({
       tool,
       iface,
-      listenPort: this.#listenPort,
+      listenPort,
       peer: planned.key,
       original: planned.original,
       addedByUs: planned.addedByUs,
@@ -121,7 +109,7 @@ export class WireguardMesh {
       emit: (event) => this.events.emit(event),
     })
     this.#links.set(key, link)
-    if (this.#closing) {
+    if (this.#closed) {
       await link.close()
       return
     }
@@ -129,21 +117,21 @@ export class WireguardMesh {
   }
 
   #schedulePoll(): void {
-    if (this.#closing) return
+    if (this.#closed) return
     this.#timer = setTimeout(() => void this.#poll(), this.#o.dumpIntervalMs ?? DEFAULT_DUMP_INTERVAL_MS)
   }
 
   async #poll(): Promise<void> {
     this.#timer = undefined
-    if (this.#closing || this.#polling) return
+    if (this.#closed || this.#polling) return
     this.#polling = true
     try {
-      const dump = await this.#o.tool.dump(this.#o.iface, this.#abort.signal)
-      if (this.#closing) return
+      const dump = await this.#o.tool.dump(this.#o.plan.iface, this.#abort.signal)
+      if (this.#closed) return
       for (const peer of dump.peers) this.#reportPeer(peer)
-      if (!this.#o.peer) await this.#followPeers(dump)
+      if (!this.#o.single) await this.#followPeers(dump)
     } catch (err) {
-      if (!this.#closing) this.events.emit(stamp({ type: 'error', source: 'wireguard', peer: '', message: (err as Error).message }))
+      if (!this.#closed) this.events.emit(stamp({ type: 'error', source: 'wireguard', peer: '', message: (err as Error).message }))
     } finally {
       this.#polling = false
       this.#schedulePoll()
@@ -179,7 +167,7 @@ export class WireguardMesh {
     }
     for (const peer of dump.peers) {
       if (this.#links.has(peer.publicKey) || peer.publicKey === this.#o.ours.publicKey.toString()) continue
-      await this.#openLink({ key: PublicKey.parse(peer.publicKey, `${this.#o.iface}'s peer`), original: peer, addedByUs: false }).catch((err: unknown) =>
+      await this.#openLink({ key: PublicKey.parse(peer.publicKey, `${this.#o.plan.iface}'s peer`), original: peer, addedByUs: false }).catch((err: unknown) =>
         this.events.emit(stamp({ type: 'error', source: 'wireguard', peer: peer.publicKey, message: `could not start a session: ${(err as Error).message}` })),
       )
     }

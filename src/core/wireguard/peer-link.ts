@@ -35,6 +35,8 @@ export class PeerLink {
   readonly #o: PeerLinkOptions
   #restoreTimer?: NodeJS.Timeout
   #closing?: Promise<void>
+  /** Set before anything in close() runs: the session's close emits a last 'inactive' synchronously. */
+  #closed = false
   #offStats: () => void
 
   private constructor(options: PeerLinkOptions, forwarder: Forwarder) {
@@ -67,6 +69,7 @@ export class PeerLink {
 
   /** Idempotent: ends the session, frees the socket, then undoes what we did to the interface. */
   close(options: { peerGone?: boolean } = {}): Promise<void> {
+    this.#closed = true
     this.#closing ??= this.#close(options.peerGone ?? false)
     return this.#closing
   }
@@ -84,15 +87,15 @@ export class PeerLink {
   #onPathUp(): void {
     clearTimeout(this.#restoreTimer)
     this.#restoreTimer = undefined
-    if (this.#closing) return
+    if (this.#closed) return
     this.guard.point(this.forwarder.address).catch((err: unknown) => this.#reportWgError(err))
   }
 
   #onPathDown(): void {
-    if (this.#closing || this.guard.pointed === undefined || this.#restoreTimer) return
+    if (this.#closed || this.guard.pointed === undefined || this.#restoreTimer) return
     this.#restoreTimer = setTimeout(() => {
       this.#restoreTimer = undefined
-      if (!this.#closing && !this.forwarder.active) this.guard.restore().catch((err: unknown) => this.#reportWgError(err))
+      if (!this.#closed && !this.forwarder.active) this.guard.restore().catch((err: unknown) => this.#reportWgError(err))
     }, this.#o.restoreAfterMs ?? DEFAULT_RESTORE_AFTER_MS)
   }
 

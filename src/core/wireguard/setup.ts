@@ -52,15 +52,10 @@ export interface PlannedPeer {
 }
 
 /**
- * The peers to carry: `peer` alone (added with `allowedIps` when the interface lacks it), or every peer
- * of the interface. Adding a peer is the only change made here, and only once every check passed.
+ * The peers to carry: `peer` alone (to be added with `allowedIps` when the interface lacks it: see
+ * `addedByUs`), or every peer of the interface. Changes nothing.
  */
-export async function planPeers(
-  tool: WgTool,
-  iface: string,
-  dump: WgInterfaceDump,
-  options: { peer?: PublicKey; allowedIps?: string[]; signal?: AbortSignal },
-): Promise<PlannedPeer[]> {
+export function planPeers(iface: string, dump: WgInterfaceDump, options: { peer?: PublicKey; allowedIps?: string[] }): PlannedPeer[] {
   if (dump.listenPort === 0) throw new WireguardSetupError(`--wg: ${iface} has no listen port: set one with \`wg set ${iface} listen-port PORT\``)
   const { peer } = options
   if (!peer) {
@@ -77,7 +72,6 @@ export async function planPeers(
       `--wg: ${peer.toString()} is not a peer of ${iface}: add it with \`wg set ${iface} peer ${peer.toString()} allowed-ips IP/32\`, or pass --allowed-ips IP/32`,
     )
   }
-  await tool.addPeer(iface, peer.toString(), { allowedIps: options.allowedIps }, options.signal)
   return [{ key: peer, original: { publicKey: peer.toString(), allowedIps: options.allowedIps, transferRx: 0, transferTx: 0 }, addedByUs: true }]
 }
 
@@ -91,4 +85,17 @@ export function interfacesExcept(iface: string): string[] | undefined {
     .filter(([name, infos]) => name !== iface && (infos ?? []).some((i) => !i.internal))
     .map(([name]) => name)
   return names.length ? names : undefined
+}
+
+/** What the checks found: the interface's listen port and the peers to carry. */
+export interface WireguardPlan {
+  iface: string
+  listenPort: number
+  peers: PlannedPeer[]
+}
+
+/** Reads the interface (`wg show IFACE dump`) and plans the peers; changes nothing. */
+export async function planWireguard(tool: WgTool, iface: string, options: { peer?: PublicKey; allowedIps?: string[]; signal?: AbortSignal }): Promise<WireguardPlan> {
+  const dump = await tool.dump(iface, options.signal)
+  return { iface, listenPort: dump.listenPort, peers: planPeers(iface, dump, options) }
 }

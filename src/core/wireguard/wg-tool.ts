@@ -65,6 +65,8 @@ export class WgTool {
           reject(classify(command, err as NodeJS.ErrnoException & { killed?: boolean; signal?: string }, stderr))
         },
       )
+      // wg may exit before reading stdin (it reads it only for a key from /dev/stdin): EPIPE is no failure.
+      child.stdin?.on('error', () => {})
       child.stdin?.end(options.input ?? '')
     })
   }
