@@ -150,3 +150,74 @@ describe.skipIf(!privilege.ok)(`WireGuard over the session in network namespaces
     await stopAndCheckRestore(t)
   }, 240_000)
 })
+
+describe.skipIf(!privilege.ok)(`session --wg refusals against a real interface${privilege.ok ? '' : ` — skipped: ${privilege.reason}`}`, () => {
+  beforeAll(() => {
+    requireTools({ wg: 'wireguard-tools', 'wireguard-go': 'wireguard-go', nsenter: 'util-linux', unshare: 'util-linux', setpriv: 'util-linux' })
+    removeStaleNamespaces()
+  })
+
+  /** One peer namespace with wg0 (key A, peer B with an endpoint), and B's and a stranger's keys. */
+  async function oneInterface(name: string) {
+    bed = new NetnsBed(name).create({ nat: { a: 'endpoint-independent', b: 'endpoint-independent' } })
+    const { a, b } = makePeers()
+    const wgA = await startWireguardGo(bed, bed.ns.peerA, { privateKeyFile: a.file, address: `${TUNNEL.a}/24` })
+    wgA.wg(['set', 'wg0', 'peer', b.key.publicKey.toString(), 'allowed-ips', `${TUNNEL.b}/32`, 'endpoint', STALE_ENDPOINT])
+    return { wgA, a, b }
+  }
+
+  /** Runs a refused CLI call: exit 2, nothing on stdout, one line on stderr, and wg0 exactly as before. */
+  async function refused(node: WgNode, args: string[], options: { env?: Record<string, string>; wrapper?: string[] } = {}): Promise<string> {
+    const before = dumpOf(node)
+    const p = node.cli(args, options.env, options.wrapper)
+    p.child.stdin.end()
+    const code = await p.exit(20_000)
+    expect({ code, stdout: p.lines }, p.stderr).toEqual({ code: 2, stdout: [] })
+    expect(p.stderr).toMatch(/^Error: [^\n]+\n$/)
+    expect(dumpOf(node)).toBe(before)
+    return p.stderr.trim()
+  }
+
+  it('not root, no wg, no such interface, peer missing without --allowed-ips, -k of another key: one line, exit 2, wg0 unchanged', async () => {
+    const { wgA, a, b } = await oneInterface('wgerr')
+    const peerB = b.key.publicKey.toString()
+    const backend = ['-b', 'grpc://127.0.0.1:9?insecure=true']
+    const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    expect(await refused(wgA, ['session', '--wg', 'wg0', peerB, ...backend], { wrapper: nobody, env: { HOME: '/tmp' } })).toMatch(
+      /^Error: --wg wg0 needs root \(or CAP_NET_ADMIN\) to read and change the interface: wg show wg0 private-key: Unable to access interface: Permission denied$/,
+    )
+    expect(await refused(wgA, ['session', '--wg', 'wg0', peerB, ...backend], { env: { PATH: '/nonexistent' } })).toBe(
+      'Error: the `wg` command of wireguard-tools is not on PATH (apt-get install wireguard-tools)',
+    )
+    expect(await refused(wgA, ['session', '--wg', 'wg7', peerB, ...backend])).toMatch(/^Error: --wg: there is no WireGuard interface wg7 \(create it with `ip link add wg7 type wireguard` or `wireguard-go wg7`\)/)
+    const stranger = PrivateKey.generate().publicKey.toString()
+    expect(await refused(wgA, ['session', '--wg', 'wg0', stranger, ...backend])).toBe(
+      `Error: --wg: ${stranger} is not a peer of wg0: add it with \`wg set wg0 peer ${stranger} allowed-ips IP/32\`, or pass --allowed-ips IP/32`,
+    )
+    const other = makePeers().a
+    expect(await refused(wgA, ['session', '--wg', 'wg0', peerB, '-k', other.file, ...backend])).toBe(
+      `Error: -k holds the key of ${other.key.publicKey.toString()}, but wg0 has the key of ${a.key.publicKey.toString()}: with --wg the interface's key is the signaling key; drop -k or give wg0's key`,
+    )
+    // -k with the interface's own key is accepted (it stays up until SIGTERM, then leaves wg0 as it was).
+    const before = dumpOf(wgA)
+    const ok = wgA.cli(['session', '--wg', 'wg0', peerB, '-k', a.file, ...backend, '--no-server-relays', '--json'])
+    await ok.waitForEvent((e) => e.type === 'interface' && e.publicKey === a.key.publicKey.toString())
+    process.kill(ok.child.pid!, 'SIGTERM')
+    expect(await ok.exit(15_000), ok.stderr).toBe(0)
+    expect(dumpOf(wgA)).toBe(before)
+  }, 90_000)
+
+  it('--allowed-ips adds a missing peer for the session and removes it on SIGTERM', async () => {
+    const { wgA } = await oneInterface('wgadd')
+    const { backend } = await startSignal(bed!, [])
+    const before = dumpOf(wgA)
+    const newcomer = PrivateKey.generate().publicKey.toString()
+    const p = wgA.cli(['session', '--wg', 'wg0', newcomer, '--allowed-ips', '10.99.0.3/32', '-b', backend, '--interface', 'eth0', '--json'])
+    await p.waitForEvent((e) => e.type === 'subscribed', 20_000)
+    expect(wgA.wg(['show', 'wg0', 'allowed-ips'])).toContain(`${newcomer}\t10.99.0.3/32`)
+    process.kill(p.child.pid!, 'SIGTERM')
+    expect(await p.exit(15_000), p.stderr).toBe(0)
+    expect(dumpOf(wgA)).toBe(before)
+    expect(p.events.filter((e) => e.type === 'endpoint')).toEqual([expect.objectContaining({ action: 'removed', peer: newcomer })])
+  }, 90_000)
+})

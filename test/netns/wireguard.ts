@@ -19,9 +19,12 @@ export interface WgNode {
   exec(args: string[]): string
   /** Starts a command there, tracked by the bed (killed by PID in destroy()). */
   spawn(args: string[], env?: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams
-  /** Starts the CLI there (production mode, no key or backend from the environment). */
-  cli(args: string[], env?: Record<string, string>): CliProcess
+  /** Starts the CLI there (production mode, no key or backend from the environment), optionally behind a wrapper such as setpriv. */
+  cli(args: string[], env?: Record<string, string>, wrapper?: string[]): CliProcess
 }
+
+/** Absolute, so a test may hand the CLI a PATH without wg (nsenter itself is still found). */
+const NSENTER = execFileSync('sh', ['-c', 'command -v nsenter'], { encoding: 'utf8' }).trim() || 'nsenter'
 
 const cliEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
   ...process.env,
@@ -50,7 +53,7 @@ export async function startWireguardGo(
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
   const pid = child.pid!
-  const enter = ['nsenter', '-t', String(pid), '-m', '-n']
+  const enter = [NSENTER, '-t', String(pid), '-m', '-n']
   const exec = (args: string[]) => {
     try {
       return execFileSync(enter[0]!, [...enter.slice(1), ...args], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 })
@@ -66,7 +69,7 @@ export async function startWireguardGo(
     exec,
     wg: (args) => exec(['wg', ...args]),
     spawn: (args, env = process.env) => bed.spawnCommand([...enter, ...args], env),
-    cli: (args, env) => new CliProcess(bed.spawnCommand([...enter, process.execPath, RUN, ...args], cliEnv(env))),
+    cli: (args, env, wrapper = []) => new CliProcess(bed.spawnCommand([...enter, ...wrapper, process.execPath, RUN, ...args], cliEnv(env))),
   }
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`wireguard-go ${iface} in ${ns} exited with ${child.exitCode}: ${output}`)
