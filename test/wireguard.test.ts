@@ -131,6 +131,41 @@ describe('endpoint guard', () => {
     expect(changes.map((c) => c.action)).toEqual(['pointed', 'restored', 'pointed', 'restored'])
   })
 
+  it('a path lost for good (restoreAfterMs without a path) restores the endpoint; a path back in time keeps it pointed', async () => {
+    const fake = makeFakeWg(iface())
+    const changes: EndpointChange[] = []
+    const errors: Error[] = []
+    const original = { ...iface().peers[0]!, transferRx: 0, transferTx: 0 }
+    const guard = new EndpointGuard({ tool: new WgTool({ binary: fake.binary }), iface: 'wg0', original, addedByUs: false, restoreAfterMs: 300, onChange: (c) => changes.push(c), onError: (e) => errors.push(e) })
+    const settle = async (ms: number) => {
+      await new Promise((resolve) => setTimeout(resolve, ms))
+      await guard.idle()
+    }
+    guard.pathDown() // never pointed: nothing to restore
+    guard.pathUp('127.0.0.1:40010')
+    await settle(50)
+    expect(fake.state().peers[0]!.endpoint).toBe('127.0.0.1:40010')
+    guard.pathDown()
+    await settle(100)
+    guard.pathUp('127.0.0.1:40010') // back within 300 ms: stays pointed
+    await settle(500)
+    expect(fake.state().peers[0]!.endpoint).toBe('127.0.0.1:40010')
+    expect(changes.map((c) => c.action)).toEqual(['pointed'])
+    guard.pathDown()
+    await settle(600)
+    expect(fake.state().peers[0]!.endpoint).toBe('203.0.113.5:51820')
+    expect(changes.map((c) => c.action)).toEqual(['pointed', 'restored'])
+    // A path after that points it again; close() cancels a pending restore and restores at once.
+    guard.pathUp('127.0.0.1:40011')
+    await settle(50)
+    guard.pathDown()
+    await guard.close()
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(changes.map((c) => c.action)).toEqual(['pointed', 'restored', 'pointed', 'restored'])
+    expect(fake.state().peers[0]!.endpoint).toBe('203.0.113.5:51820')
+    expect(errors).toEqual([])
+  })
+
   it('a peer we added is removed on close', async () => {
     const { fake, guard, changes } = guardFor(iface({ peers: [{ publicKey: K2, allowedIps: ['10.99.0.3/32'] }] }), true)
     await guard.point('127.0.0.1:40003')

@@ -20,13 +20,22 @@ export interface EndpointGuardOptions {
   addedByUs: boolean
   /** Told after each change was applied. */
   onChange?: (change: EndpointChange) => void
+  /** A path gone this long is gone for good (pathDown): the endpoint is restored. Default 30 s. */
+  restoreAfterMs?: number
+  /** `wg` failures of changes nobody awaits (pathUp/pathDown). */
+  onError?: (err: Error) => void
 }
+
+/** A path gone this long is gone for good: WireGuard gets its own endpoint back until a path returns. */
+export const DEFAULT_RESTORE_AFTER_MS = 30_000
 
 export class EndpointGuard {
   readonly #o: EndpointGuardOptions
   /** Where the endpoint points now, if we pointed it. */
   #pointed?: string
   #removed = false
+  #closed = false
+  #restoreTimer?: NodeJS.Timeout
   /** Changes run one after another, so a restore never overtakes the point it undoes. */
   #queue: Promise<void> = Promise.resolve()
 
@@ -41,6 +50,27 @@ export class EndpointGuard {
   /** The endpoint we set, or undefined while the peer's own endpoint is in place. */
   get pointed(): string | undefined {
     return this.#pointed
+  }
+
+  /** A path carries the peer: cancel a pending restore, point the endpoint at our proxy socket. */
+  pathUp(endpoint: string): void {
+    this.#cancelRestore()
+    if (this.#closed) return
+    this.point(endpoint).catch((err: unknown) => this.#o.onError?.(err as Error))
+  }
+
+  /** The path is gone: restore the endpoint unless a path is back within restoreAfterMs. */
+  pathDown(): void {
+    if (this.#closed || this.#pointed === undefined || this.#restoreTimer) return
+    this.#restoreTimer = setTimeout(() => {
+      this.#restoreTimer = undefined
+      this.restore().catch((err: unknown) => this.#o.onError?.(err as Error))
+    }, this.#o.restoreAfterMs ?? DEFAULT_RESTORE_AFTER_MS)
+  }
+
+  #cancelRestore(): void {
+    clearTimeout(this.#restoreTimer)
+    this.#restoreTimer = undefined
   }
 
   /** Points the peer's endpoint at `endpoint` ("127.0.0.1:PORT"); a no-op when it already points there. */
@@ -78,6 +108,8 @@ export class EndpointGuard {
 
   /** Final undo (idempotent): restores the endpoint, and removes the peer if we added it. */
   close(): Promise<void> {
+    this.#closed = true
+    this.#cancelRestore()
     return this.#enqueue(async () => {
       await this.#restore()
       if (this.#removed || !this.#o.addedByUs) return
@@ -85,6 +117,18 @@ export class EndpointGuard {
       await this.#o.tool.removePeer(this.#o.iface, this.peer)
       this.#o.onChange?.({ action: 'removed' })
     })
+  }
+
+  /** Resolves once every change queued so far has run (whether or not it succeeded). */
+  idle(): Promise<void> {
+    return this.#queue
+  }
+
+  /** The peer left the interface: nothing to undo any more; only the timer goes. */
+  abandon(): void {
+    this.#closed = true
+    this.#removed = true
+    this.#cancelRestore()
   }
 
   #enqueue(step: () => Promise<void>): Promise<void> {

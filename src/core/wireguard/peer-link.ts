@@ -9,9 +9,6 @@ import { stamp, type WireguardEvent, type WireguardEventBody } from './events.js
 import type { WgPeerDump } from './wg-dump.js'
 import type { WgTool } from './wg-tool.js'
 
-/** A path gone this long is gone for good: WireGuard gets its own endpoint back until a path returns. */
-export const DEFAULT_RESTORE_AFTER_MS = 30_000
-
 export interface PeerLinkOptions {
   tool: WgTool
   iface: string
@@ -33,7 +30,6 @@ export class PeerLink {
   readonly forwarder: Forwarder
   readonly guard: EndpointGuard
   readonly #o: PeerLinkOptions
-  #restoreTimer?: NodeJS.Timeout
   #closing?: Promise<void>
   /** Set before anything in close() runs: the session's close emits a last 'inactive' synchronously. */
   #closed = false
@@ -51,10 +47,16 @@ export class PeerLink {
       original: options.original,
       addedByUs: options.addedByUs,
       onChange: (change) => emit({ type: 'endpoint', peer, ...change }),
+      onError: (err) => this.#reportWgError(err),
+      ...(options.restoreAfterMs !== undefined ? { restoreAfterMs: options.restoreAfterMs } : {}),
     })
     this.session = new Session({ ...options.session, theirs: options.peer, forwarder })
     this.session.events.on((event) => options.emit({ ...event, peer }))
-    this.#offStats = forwarder.stats.on((stats) => (stats.active ? this.#onPathUp() : this.#onPathDown()))
+    this.#offStats = forwarder.stats.on((stats) => {
+      if (this.#closed) return
+      if (stats.active) this.guard.pathUp(forwarder.address)
+      else this.guard.pathDown()
+    })
   }
 
   /** Binds the proxy socket on 127.0.0.1 (any port), addressed to the interface's listen port. */
@@ -75,28 +77,12 @@ export class PeerLink {
   }
 
   async #close(peerGone: boolean): Promise<void> {
-    clearTimeout(this.#restoreTimer)
-    this.#restoreTimer = undefined
     await this.session.close()
     this.#offStats()
     await this.forwarder.close()
     // A peer removed from the interface by someone else has nothing left to restore.
-    if (!peerGone) await this.guard.close().catch((err: unknown) => this.#reportWgError(err))
-  }
-
-  #onPathUp(): void {
-    clearTimeout(this.#restoreTimer)
-    this.#restoreTimer = undefined
-    if (this.#closed) return
-    this.guard.point(this.forwarder.address).catch((err: unknown) => this.#reportWgError(err))
-  }
-
-  #onPathDown(): void {
-    if (this.#closed || this.guard.pointed === undefined || this.#restoreTimer) return
-    this.#restoreTimer = setTimeout(() => {
-      this.#restoreTimer = undefined
-      if (!this.#closed && !this.forwarder.active) this.guard.restore().catch((err: unknown) => this.#reportWgError(err))
-    }, this.#o.restoreAfterMs ?? DEFAULT_RESTORE_AFTER_MS)
+    if (peerGone) this.guard.abandon()
+    else await this.guard.close().catch((err: unknown) => this.#reportWgError(err))
   }
 
   #reportWgError(err: unknown): void {
