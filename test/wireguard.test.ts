@@ -14,10 +14,12 @@ import { parseWgDump, WgDumpError } from '../src/core/wireguard/wg-dump.js'
 import { WgError, WgTool } from '../src/core/wireguard/wg-tool.js'
 import { emptySummary, foldWireguardEvent } from '../src/ui/wireguard-summary.js'
 import { makeFakeWg, type FakeInterface } from './helpers/fake-wg.js'
+import { killAll, runCli } from './helpers/cli.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
+  await killAll()
 })
 
 const K1 = PrivateKey.generate().publicKey.toString()
@@ -276,4 +278,29 @@ describe('two meshes on loopback with a stand-in wg', () => {
       expect(list.filter((e) => e.type === 'endpoint').at(-1)).toMatchObject({ action: 'restored' })
     }
   }, 40_000)
+})
+
+describe('session --wg on the command line (no root needed)', () => {
+  const oneLine = (stderr: string) => expect(stderr).toMatch(/^Error: [^\n]+\n$/)
+
+  it('PEER_PK may be left out only with --wg; --allowed-ips needs --wg; --wg and --forward exclude each other', async () => {
+    const peer = PrivateKey.generate().publicKey.toString()
+    const env = { CUNICU_PRIVATE_KEY: PrivateKey.generate().toBase64() }
+    const missing = await runCli(['session'], { env })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toBe("Error: PEER_PK is missing: give the peer's public key (or --wg IFACE to carry every peer of a WireGuard interface)\n")
+    const allowed = await runCli(['session', peer, '--allowed-ips', '10.99.0.2/32'], { env })
+    expect(allowed.code).toBe(2)
+    expect(allowed.stderr).toMatch(/--wg/)
+    const both = await runCli(['session', peer, '--wg', 'wg0', '--forward', '127.0.0.1:0'], { env })
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/--forward.*cannot also be provided when using --wg|--wg.*cannot also be provided when using --forward/)
+  })
+
+  it('without wireguard-tools on PATH: one line naming the package, exit 2', async () => {
+    const r = await runCli(['session', '--wg', 'wg0'], { env: { PATH: '/nonexistent' } })
+    expect(r).toMatchObject({ code: 2, stdout: '' })
+    expect(r.stderr).toBe('Error: the `wg` command of wireguard-tools is not on PATH (apt-get install wireguard-tools)\n')
+    oneLine(r.stderr)
+  })
 })

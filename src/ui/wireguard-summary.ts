@@ -29,7 +29,6 @@ export interface WireguardSummary {
 
 export const emptySummary = (): WireguardSummary => ({ rows: new Map() })
 
-const candidate = (c: { type: string; address: string; port: number }) => `${c.type} ${c.address}:${c.port}`
 
 /** Folds one event into the summary (in place: the caller re-renders with a fresh copy of the map). */
 export function foldWireguardEvent(summary: WireguardSummary, event: WireguardEvent): void {
@@ -59,7 +58,8 @@ export function foldWireguardEvent(summary: WireguardSummary, event: WireguardEv
       if (event.state === 'failed' && event.reason) row.lastError = event.reason
       break
     case 'pair':
-      row.pair = `${candidate(event.local)} ⇄ ${candidate(event.remote)}`
+      // The remote side is what tells a user where the tunnel goes; the local one only by its type.
+      row.pair = `${event.local.type}→${event.remote.type} ${event.remote.address}:${event.remote.port}`
       break
     case 'verified':
       row.rttMs = event.rttMs
@@ -89,11 +89,11 @@ export function foldWireguardEvent(summary: WireguardSummary, event: WireguardEv
   }
 }
 
-/** "12 s ago" style age of an ISO time, relative to `now` (ms). */
+/** "12 s" style age of an ISO time, relative to `now` (ms). */
 export function age(iso: string | undefined, now: number): string {
   if (!iso) return 'never'
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
-  if (s < 120) return `${s} s ago`
-  if (s < 7200) return `${Math.round(s / 60)} min ago`
-  return `${Math.round(s / 3600)} h ago`
+  if (s < 120) return `${s} s`
+  if (s < 7200) return `${Math.round(s / 60)} min`
+  return `${Math.round(s / 3600)} h`
 }

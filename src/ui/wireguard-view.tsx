@@ -11,16 +11,19 @@ import { age, emptySummary, foldWireguardEvent, type PeerRow, type WireguardSumm
 
 const stateColor: Record<string, string> = { connected: 'green', failed: 'red', checking: 'yellow', restarting: 'magenta', closed: 'gray' }
 
-const COLUMNS: { title: string; width: number; cell: (r: PeerRow, now: number) => string }[] = [
+/** Fixed widths, except the pair, which takes what the terminal has left (and is truncated in narrow ones). */
+const COLUMNS: { title: string; width?: number; cell: (r: PeerRow, now: number) => string }[] = [
   { title: 'peer', width: 10, cell: (r) => shortKey(r.peer) },
   { title: 'role', width: 12, cell: (r) => r.role ?? '…' },
   { title: 'state', width: 11, cell: (r) => r.state },
-  { title: 'pair', width: 44, cell: (r) => r.pair ?? '—' },
-  { title: 'RTT', width: 10, cell: (r) => (r.rttMs !== undefined ? `${r.rttMs.toFixed(1)} ms` : r.unverified ? 'unverif.' : '—') },
-  { title: '⇒ sent', width: 11, cell: (r) => bytes(r.sentBytes) },
-  { title: '⇐ recv', width: 11, cell: (r) => bytes(r.receivedBytes) },
-  { title: 'handshake', width: 12, cell: (r, now) => age(r.latestHandshake, now) },
+  { title: 'pair', cell: (r) => r.pair ?? '—' },
+  { title: 'RTT', width: 9, cell: (r) => (r.rttMs !== undefined ? `${r.rttMs.toFixed(1)} ms` : r.unverified ? 'unverif.' : '—') },
+  { title: '⇒ sent', width: 10, cell: (r) => bytes(r.sentBytes) },
+  { title: '⇐ recv', width: 10, cell: (r) => bytes(r.receivedBytes) },
+  { title: 'handshake', width: 10, cell: (r, now) => age(r.latestHandshake, now) },
 ]
+
+const cellBox = (c: (typeof COLUMNS)[number]) => (c.width ? { width: c.width, flexShrink: 0 } : { flexGrow: 1, flexShrink: 1, flexBasis: 0, marginRight: 1 })
 
 export function WireguardTable({ summary, now }: { summary: WireguardSummary; now: number }) {
   const rows = [...summary.rows.values()]
@@ -32,7 +35,7 @@ export function WireguardTable({ summary, now }: { summary: WireguardSummary; no
       </Text>
       <Box>
         {COLUMNS.map((c) => (
-          <Box key={c.title} width={c.width}>
+          <Box key={c.title} {...cellBox(c)}>
             <Text bold>{c.title}</Text>
           </Box>
         ))}
@@ -40,7 +43,7 @@ export function WireguardTable({ summary, now }: { summary: WireguardSummary; no
       {rows.map((r) => (
         <Box key={r.peer}>
           {COLUMNS.map((c) => (
-            <Box key={c.title} width={c.width}>
+            <Box key={c.title} {...cellBox(c)}>
               <Text color={c.title === 'state' ? stateColor[r.state] : undefined} wrap="truncate">
                 {c.cell(r, now)}
               </Text>
