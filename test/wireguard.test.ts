@@ -9,12 +9,15 @@ import { PrivateKey, PublicKey } from '../src/core/keys.js'
 import { EndpointGuard, type EndpointChange } from '../src/core/wireguard/endpoint-guard.js'
 import type { WireguardEvent } from '../src/core/wireguard/events.js'
 import { WireguardMesh } from '../src/core/wireguard/mesh.js'
-import { interfaceKey, planPeers, planWireguard, WireguardSetupError } from '../src/core/wireguard/setup.js'
+import { interfaceKey, interfacesExcept, planPeers, planWireguard, WireguardSetupError } from '../src/core/wireguard/setup.js'
+import { networkInterfaces } from 'node:os'
 import { parseWgDump, WgDumpError } from '../src/core/wireguard/wg-dump.js'
 import { WgError, WgTool } from '../src/core/wireguard/wg-tool.js'
 import { emptySummary, foldWireguardEvent } from '../src/ui/wireguard-summary.js'
 import { makeFakeWg, type FakeInterface } from './helpers/fake-wg.js'
-import { killAll, runCli } from './helpers/cli.js'
+import { execFileSync } from 'node:child_process'
+import { dirname } from 'node:path'
+import { killAll, ROOT, RUN, runCli, startCli } from './helpers/cli.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
@@ -193,6 +196,16 @@ describe('--wg setup checks', () => {
     await expect(interfaceKey(tool, 'wg0')).rejects.toThrow(/wg0 has no private key yet: set one with `wg set wg0 private-key FILE`/)
   })
 
+  it('host candidates come from every interface with an external address except the WireGuard one', () => {
+    const external = Object.entries(networkInterfaces()).filter(([, infos]) => (infos ?? []).some((i) => !i.internal)).map(([n]) => n)
+    for (const name of external) {
+      const rest = interfacesExcept(name)
+      expect(rest ?? []).not.toContain(name)
+      expect(rest ?? []).toEqual(external.filter((n) => n !== name))
+    }
+    expect(interfacesExcept('no-such-wg')).toEqual(external.length ? external : undefined)
+  })
+
   it('the peer must be on the interface, else --allowed-ips adds it, else the fixing command', async () => {
     const dump = parseWgDump(`p\tq\t51820\toff\n${K1}\t(none)\t(none)\t10.99.0.2/32\t0\t0\t0\toff\n`)
     expect(planPeers('wg0', dump, { peer: PublicKey.parse(K1) })).toEqual([{ key: PublicKey.parse(K1), original: dump.peers[0], addedByUs: false }])
@@ -303,4 +316,44 @@ describe('session --wg on the command line (no root needed)', () => {
     expect(r.stderr).toBe('Error: the `wg` command of wireguard-tools is not on PATH (apt-get install wireguard-tools)\n')
     oneLine(r.stderr)
   })
+})
+
+describe('session --wg end to end with a stand-in wg on PATH (no root needed)', () => {
+  it('A names its peer (NDJSON), B carries every peer (the table, in tmux): endpoints pointed, restored on SIGTERM', async () => {
+    const signal = startCli(['signal', '--listen', '127.0.0.1:0', '--json'])
+    const { address } = await signal.waitForEvent((e) => e.type === 'listening')
+    const backend = `grpc://${address}?insecure=true`
+    const a = PrivateKey.generate()
+    const b = PrivateKey.generate()
+    const [A, B] = [a.publicKey.toString(), b.publicKey.toString()]
+    const fakeA = makeFakeWg({ iface: 'wg0', privateKey: a.toBase64(), listenPort: 51820, peers: [{ publicKey: B, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }] })
+    const fakeB = makeFakeWg({ iface: 'wg0', privateKey: b.toBase64(), listenPort: 51821, peers: [{ publicKey: A, allowedIps: ['10.99.0.1/32'] }] })
+    const path = (fake: typeof fakeA) => `${dirname(fake.binary)}:${process.env.PATH}`
+    const name = `cunicu-ts-wg-test-${process.pid}`
+    const command = `PATH='${path(fakeB)}' NODE_ENV=production ${process.execPath} ${RUN} session --wg wg0 -b '${backend}' --loopback; sleep 30`
+    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '140', '-y', '30', '-c', ROOT, command])
+    try {
+      const pa = startCli(['session', '--wg', 'wg0', B, '-b', backend, '--loopback', '--json'], { env: { PATH: path(fakeA) } })
+      const pointed = await pa.waitForEvent((e) => e.type === 'endpoint' && e.action === 'pointed', 30_000)
+      expect(pointed).toMatchObject({ peer: B, endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/), previous: '192.0.2.7:51820' })
+      expect(fakeA.state().peers[0]!.endpoint).toBe(pointed.endpoint)
+      let screen = ''
+      const row = new RegExp(`${A.slice(0, 8).replace(/[+/]/g, '\\$&')}… +(controlling|controlled) +connected +host→host 127\\.0\\.0\\.1:\\d+`)
+      const deadline = Date.now() + 20_000
+      while (Date.now() < deadline && !row.test(screen)) {
+        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', name]).toString()
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(screen, screen).toMatch(row)
+      expect(screen).toMatch(/peer +role +state +pair +RTT +⇒ sent +⇐ recv +handshake/)
+      // B points its endpoint once its path carries (the row may show 'connected' a moment before).
+      for (let i = 0; i < 100 && !fakeB.state().peers[0]!.endpoint; i++) await new Promise((r) => setTimeout(r, 100))
+      expect(fakeB.state().peers[0]!.endpoint).toMatch(/^127\.0\.0\.1:\d+$/)
+      process.kill(pa.child.pid!, 'SIGTERM')
+      expect(await pa.exit(15_000), pa.stderr).toBe(0)
+      expect(fakeA.state().peers).toEqual([{ publicKey: B, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }])
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', name])
+    }
+  }, 60_000)
 })

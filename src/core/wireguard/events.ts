@@ -21,8 +21,8 @@ export type WireguardEvent =
   | (At & OfPeer & { type: 'endpoint' } & EndpointChange)
   /** WireGuard's own view of a peer, when it changed: handshake and tunnel byte counters. */
   | (At & OfPeer & { type: 'handshake'; latestHandshake?: string; transferRx: number; transferTx: number; endpoint?: string })
-  /** `wg` failed while running (the session goes on; the interface may not be what we want). */
-  | (At & OfPeer & { type: 'error'; source: 'wireguard'; message: string })
+  /** `wg` failed while running (the session goes on); `peer` unless it was about the whole interface. */
+  | (At & Partial<OfPeer> & { type: 'error'; source: 'wireguard'; message: string })
 
 export type WireguardEventType = WireguardEvent['type']
 

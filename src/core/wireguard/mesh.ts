@@ -131,7 +131,7 @@ export class WireguardMesh {
       for (const peer of dump.peers) this.#reportPeer(peer)
       if (!this.#o.single) await this.#followPeers(dump)
     } catch (err) {
-      if (!this.#closed) this.events.emit(stamp({ type: 'error', source: 'wireguard', peer: '', message: (err as Error).message }))
+      if (!this.#closed) this.events.emit(stamp({ type: 'error', source: 'wireguard', message: (err as Error).message }))
     } finally {
       this.#polling = false
       this.#schedulePoll()
