@@ -293,6 +293,35 @@ describe('two meshes on loopback with a stand-in wg', () => {
   }, 40_000)
 })
 
+describe('every-peer mode follows the interface', () => {
+  it('a peer added to the interface gets a session within a poll; a removed one loses it, with nothing restored', async () => {
+    const a = PrivateKey.generate()
+    const first = PrivateKey.generate().publicKey.toString()
+    const later = PrivateKey.generate().publicKey.toString()
+    const fake = makeFakeWg({ iface: 'wg0', privateKey: a.toBase64(), listenPort: 51820, peers: [{ publicKey: first, allowedIps: ['10.99.0.2/32'] }] })
+    const tool = new WgTool({ binary: fake.binary })
+    const backend = new InprocessBackend()
+    closers.push(() => backend.close())
+    const plan = await planWireguard(tool, 'wg0', {})
+    const mesh = new WireguardMesh({ tool, plan, backend, ours: a, single: false, session: { ice: { loopback: true } }, dumpIntervalMs: 100 })
+    closers.push(() => mesh.close())
+    const events: WireguardEvent[] = []
+    mesh.events.on((e) => events.push(e))
+    await mesh.start()
+    expect(mesh.peers).toEqual([first])
+    fake.setState({ ...fake.state(), peers: [...fake.state().peers, { publicKey: later, allowedIps: ['10.99.0.3/32'] }] })
+    const until = Date.now() + 10_000
+    while (!events.some((e) => e.type === 'subscribed' && 'peer' in e && e.peer === later) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(mesh.peers).toEqual([first, later])
+    fake.setState({ ...fake.state(), peers: fake.state().peers.filter((p) => p.publicKey !== first) })
+    while (mesh.peers.includes(first) && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(mesh.peers).toEqual([later])
+    expect(events.find((e) => e.type === 'state' && e.state === 'closed' && 'peer' in e && e.peer === first)).toBeDefined()
+    // Neither peer was ever pointed, and the one that left is not touched: only show calls reached wg.
+    expect(fake.calls().filter((c) => c.argv[0] === 'set')).toEqual([])
+  })
+})
+
 describe('session --wg on the command line (no root needed)', () => {
   const oneLine = (stderr: string) => expect(stderr).toMatch(/^Error: [^\n]+\n$/)
 
@@ -308,6 +337,17 @@ describe('session --wg on the command line (no root needed)', () => {
     const both = await runCli(['session', peer, '--wg', 'wg0', '--forward', '127.0.0.1:0'], { env })
     expect(both.code).toBe(2)
     expect(both.stderr).toMatch(/--forward.*cannot also be provided when using --wg|--wg.*cannot also be provided when using --forward/)
+  })
+
+  it('--timeout without the peer: exit 4 naming the peer, the interface untouched', async () => {
+    const a = PrivateKey.generate()
+    const peer = PrivateKey.generate().publicKey.toString()
+    const fake = makeFakeWg({ iface: 'wg0', privateKey: a.toBase64(), listenPort: 51820, peers: [{ publicKey: peer, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }] })
+    const before = fake.state()
+    const r = await runCli(['session', '--wg', 'wg0', peer, '-b', 'inprocess:', '--loopback', '--timeout', '2'], { env: { PATH: `${dirname(fake.binary)}:${process.env.PATH}` } })
+    expect(r.code, r.stderr).toBe(4)
+    expect(r.stderr).toBe(`Error: timed out after 2 s: not connected to ${peer.slice(0, 8)}…\n`)
+    expect(fake.state()).toEqual(before)
   })
 
   it('without wireguard-tools on PATH: one line naming the package, exit 2', async () => {
