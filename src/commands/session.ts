@@ -19,10 +19,13 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --interface eth0 --stun stun:stun.example.net:3478', description: 'Host candidates from eth0 plus a server-reflexive one' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --forward 127.0.0.1:51821', description: 'Carry a local UDP app (e.g. WireGuard with endpoint 127.0.0.1:51821) to the peer, raw, as cunīcu does' },
+    { command: '<%= config.bin %> session --wg wg0 "$PEER_B"', description: "Carry WireGuard interface wg0's peer B through NATs (wg0's key signs; run as root)" },
+    { command: '<%= config.bin %> session --wg wg0', description: 'One session for every peer of wg0, shown as a table (like the cunīcu daemon)' },
+    { command: '<%= config.bin %> session --wg wg0 "$PEER_B" --allowed-ips 10.99.0.2/32', description: 'Add B to wg0 first (and remove it again on exit)' },
     { command: "<%= config.bin %> session -k a.key \"$PEER_B\" --turn 'turn:turn.example.net:3478?username=U&password=P'", description: 'Also a relayed candidate (servers started with signal --relay hand these out by themselves)' },
   ]
   static override args = {
-    peer: Args.string({ description: "The peer's public key, base64.", required: true }),
+    peer: Args.string({ description: "The peer's public key, base64. With --wg it may be left out: then every peer of the interface." }),
   }
   static override flags = {
     ...keyFlags,
@@ -49,6 +52,16 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       dependsOn: ['forward'],
     }),
     'forward-to': Flags.string({ summary: 'Deliver the peer\'s datagrams to this local IP:PORT instead of the last local sender.', dependsOn: ['forward'] }),
+    wg: Flags.string({
+      summary: "Carry a WireGuard interface's peer (or, without PEER_PK, every peer) over the session, as cunīcu does.",
+      description:
+        "The interface's private key is the signaling key (-k may be left out; a different -k is refused). Once a path carries the peer, its endpoint points at a loopback socket of ours (wg set IFACE peer PK endpoint 127.0.0.1:PORT); the old endpoint is put back on exit and when the path is lost for good. Needs root and wireguard-tools' wg.",
+      exclusive: ['forward', 'forward-to'],
+    }),
+    'allowed-ips': Flags.string({
+      summary: 'With --wg: add PEER_PK to the interface with these allowed IPs (comma-separated CIDRs) if it is not a peer yet; removed again on exit.',
+      dependsOn: ['wg'],
+    }),
     loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
     'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up.' }),
     timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected within this many seconds.', min: 1 }),
@@ -56,7 +69,12 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(SessionCommand)
-    const peer = this.orUsage(() => PublicKey.parse(args.peer, 'PEER_PK'))
+    if (flags.wg) {
+      const { runWireguardSession } = await import('../cli/wireguard-session.js')
+      return runWireguardSession({ fail: (message, exit) => this.fail(message, exit), ndjson: this.wantsNdjson(flags.json) }, { ...flags, wg: flags.wg }, args.peer)
+    }
+    if (args.peer === undefined) this.fail('PEER_PK is missing: give the peer\'s public key (or --wg IFACE to carry every peer of a WireGuard interface)', ExitCode.Usage)
+    const peer = this.orUsage(() => PublicKey.parse(args.peer!, 'PEER_PK'))
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)

@@ -188,7 +188,12 @@ export class NetnsBed {
   /** Starts a long-running process in a namespace; it is killed by PID in destroy(). */
   spawn(ns: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessWithoutNullStreams {
     // `ip netns exec` execs the command after setns(), so the child's PID is the command's own.
-    const child = spawn('ip', ['netns', 'exec', ns, ...args], { env, stdio: 'pipe' })
+    return this.spawnCommand(['ip', 'netns', 'exec', ns, ...args], env)
+  }
+
+  /** Starts a command line as given (e.g. `nsenter` into a namespace of the bed); killed by PID in destroy(). */
+  spawnCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcessWithoutNullStreams {
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: 'pipe' })
     this.#children.add(child)
     child.on('exit', () => this.#children.delete(child))
     return child
