@@ -5,11 +5,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
 import { killAll, startCli, type CliProcess } from './helpers/cli.js'
+import { preparePython, startPython, type PythonEnv } from './helpers/interop.js'
 
 afterEach(killAll)
+let py: PythonEnv | undefined
+afterAll(() => py?.cleanup())
 
 function keyFile(dir: string, key: PrivateKey): string {
   const file = join(dir, `${key.publicKey.short.replace(/\//g, '_')}.key`)
@@ -79,4 +82,27 @@ describe('peer departure between two session processes', () => {
     for (const p of [pa, pb, server]) p.child.kill('SIGTERM')
     await Promise.all([pa.exit(), pb.exit(), server.exit()])
   }, 120_000)
+
+  it('a live peer that is not cunicu-ts (aioice: no probes, no data) stays connected past the 5 s silence threshold', async () => {
+    py = preparePython()
+    const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-depart-'))
+    const server = startCli(['signal', '--listen', '127.0.0.1:0', '--json'])
+    const { address } = await server.waitForEvent((e) => e.type === 'listening')
+    const ours = PrivateKey.generate()
+    const theirs = PrivateKey.generate()
+    // aioice only answers STUN (and sends its own consent checks every ~5 s): our 1 s keepalive is what
+    // keeps the pair audible; without it this peer would look silent for up to 6 s at a time.
+    const peer = startPython(py, 'peer.py', ['session', '--server', address, '--key', theirs.toBase64(), '--peer', ours.publicKey.toString(), '--timeout', '30', '--linger', '12'])
+    await peer.waitForEvent((e) => e.type === 'subscribed')
+    const ts = startCli(['session', theirs.publicKey.toString(), '-k', keyFile(dir, ours), '-b', `grpc://${address}?insecure=true`, '--loopback', '--json', '--timeout', '10'])
+    const context = () => `cunicu-ts:\n${ts.lines.join('\n')}\n${ts.stderr}\npython:\n${peer.lines.join('\n')}\n${peer.stderr}`
+    const connected = await ts.waitForEvent((e) => e.type === 'state' && e.state === 'connected', 15_000)
+    expect(await ts.exit(20_000), context()).toBe(0)
+    const states = ts.events.filter((e) => e.type === 'state' && Date.parse(e.at) >= Date.parse(connected.at)).map((e) => e.state)
+    // Connected for 7+ s (the 10 s timeout less the start-up), then closed by the timeout: never disconnected.
+    expect(Date.parse(ts.events.find((e) => e.type === 'state' && e.state === 'closed')!.at) - Date.parse(connected.at), context()).toBeGreaterThan(6000)
+    expect(states, context()).toEqual(['connected', 'closed'])
+    server.child.kill('SIGTERM')
+    await server.exit()
+  }, 60_000)
 })
