@@ -26,10 +26,8 @@ afterEach(async () => {
 describe('SilenceDetector', () => {
   function detector(now: { t: number }) {
     const seen: string[] = []
+    // pion/ice's defaults: disconnected after 5 s, failed after 25 s (checked every 250 ms).
     const d = new SilenceDetector({
-      disconnectedAfterMs: 5000,
-      failedAfterMs: 25_000,
-      checkEveryMs: 250,
       now: () => now.t,
       onSilent: (ms) => seen.push(`silent ${ms}`),
       onHeardAgain: (ms) => seen.push(`heard ${ms}`),
