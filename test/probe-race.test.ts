@@ -54,6 +54,8 @@ describe('no probe race', () => {
     }
     console.log(`demo × ${RUNS}: both subscribed → both verified: ${summary(toVerified)}; whole demo (server start included): ${summary(total)}`)
     expect(Math.max(...toVerified)).toBeLessThanOrEqual(LIMIT_MS)
+    // The figure of issue 10 (0.14–3.2 s): the whole demo, its server's start included.
+    expect(Math.max(...total)).toBeLessThanOrEqual(LIMIT_MS)
   }, 120_000)
 
   it(`two session processes ${RUNS} times in a row: every run verified on both sides within ${LIMIT_MS} ms, and exit 0 only after it`, async () => {
