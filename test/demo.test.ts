@@ -31,7 +31,7 @@ describe('demo', () => {
     demo.events.on((e) => e.type === 'done' && done.push(e))
     // 5 ms cannot suffice: starting the server and two subscriptions alone takes longer.
     const result = await demo.run({ timeoutMs: 5 })
-    expect(result).toEqual({ ok: false, reason: 'not connected within 0.005 s' })
+    expect(result).toEqual({ ok: false, reason: 'not connected within 0.005 s', timedOut: true })
     expect(done).toMatchObject([{ ok: false, reason: 'not connected within 0.005 s' }])
   })
 })

@@ -23,7 +23,7 @@ import {
 import { CREDENTIAL_ALPHABET, generateCredentials, randomLetters } from '../src/core/session/credentials.js'
 import type { CandidateInfo } from '../src/core/session/events.js'
 import { IceOptionsError, parseStunUrl, resolveInterfaceAddresses, weriftOptions } from '../src/core/session/ice-options.js'
-import { openProbe, PathProbe, PROBE_LENGTH, sealProbe, type ProbePacket } from '../src/core/session/path-probe.js'
+import { goodbyeId, openProbe, PathProbe, PROBE_LENGTH, sealProbe, type ProbePacket } from '../src/core/session/path-probe.js'
 import { Session } from '../src/core/session/session.js'
 import { InprocessBackend } from '../src/core/backends/inprocess.js'
 
@@ -212,7 +212,7 @@ describe('path probe sealing', () => {
       onUnverified: (reason) => results.push(`unverified ${reason}`),
     })
     const probeB = new PathProbe({
-      key, role: 'controlled', timeoutMs: 2000,
+      key, role: 'controlled', timeoutMs: 2000, intervalMs: 1000,
       send: async (d) => void sentByB.push(d),
       onVerified: () => {}, onUnverified: () => {},
     })
@@ -227,18 +227,25 @@ describe('path probe sealing', () => {
       // Garbage: ignored.
       expect(probeA.handle(Buffer.from('hello'))).toBe(false)
       expect(results).toEqual([])
-      // B answers A's real request; the answer verifies A.
+      // B is not connected yet: a valid probe, but unanswered (werift would drop the answer).
       expect(probeB.handle(sentByA[0]!)).toBe(true)
-      expect(sentByB.length).toBe(1)
-      expect(probeA.handle(sentByB[0]!)).toBe(true)
+      expect(sentByB).toEqual([])
+      probeB.start()
+      expect(sentByB.map((d) => openProbe(key, d)?.type)).toEqual(['request'])
+      // B answers A's real request (and, its own request unanswered, asks again at once); the answer gives A
+      // its round trip.
+      expect(probeB.handle(sentByA[0]!)).toBe(true)
+      expect(sentByB.map((d) => openProbe(key, d)?.type)).toEqual(['request', 'response', 'request'])
+      expect(probeA.handle(sentByB[1]!)).toBe(true)
       // A has its answer but has not answered B yet: not settled, so A cannot leave B unanswered.
       expect(results).toEqual([])
-      probeB.start()
-      expect(probeA.handle(sentByB[1]!)).toBe(true)
+      expect(probeA.handle(sentByB[0]!)).toBe(true)
       expect(openProbe(key, sentByA.at(-1)!)?.type).toBe('response')
       expect(results).toEqual(['verified true'])
-      // After verifying, A still answers B's requests.
-      expect(probeA.handle(sentByB[1]!)).toBe(true)
+      // After verifying, A still answers B's requests, without asking anything itself.
+      const before = sentByA.length
+      expect(probeA.handle(sentByB[0]!)).toBe(true)
+      expect(sentByA.slice(before).map((d) => openProbe(key, d)?.type)).toEqual(['response'])
       expect(results).toEqual(['verified true'])
     } finally {
       probeA.stop()
@@ -246,45 +253,137 @@ describe('path probe sealing', () => {
     }
   })
 
-  it('does not count answers given before start(): werift may have dropped them', async () => {
-    const sentByA: Uint8Array[] = []
-    const sentByB: Uint8Array[] = []
+  // The race of issue 10: A connects first and probes; B connects later. Both must settle within one
+  // round trip of B's start, not at A's next retransmission or at the 3 s deadline.
+  for (const [name, aFirst] of [['the controlling side', true], ['the controlled side', false]] as const) {
+    it(`settles both sides within one round trip of the later start, when ${name} connects first`, async () => {
+      const verified: string[] = []
+      // Datagrams are delivered by hand, in order, so the test sees exactly what one round trip carries.
+      const wire: { to: 'A' | 'B'; d: Uint8Array }[] = []
+      const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 3000, intervalMs: 60_000, send: async (d) => void wire.push({ to: 'B', d }), onVerified: () => verified.push('A'), onUnverified: () => verified.push('A unverified') })
+      const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 3000, intervalMs: 60_000, send: async (d) => void wire.push({ to: 'A', d }), onVerified: () => verified.push('B'), onUnverified: () => verified.push('B unverified') })
+      const [first, second] = aFirst ? [probeA, probeB] : [probeB, probeA]
+      const deliver = () => {
+        const batch = wire.splice(0)
+        for (const { to, d } of batch) (to === 'A' ? probeA : probeB).handle(d)
+        return batch.length
+      }
+      try {
+        first.start()
+        deliver() // the early request reaches a side that is not connected: unanswered
+        expect(wire).toEqual([])
+        second.start()
+        // Flight 1: the second side's request. Flight 2: the answer plus the first side's own request.
+        // Flight 3: the answer to that. No retransmission timer was needed (the interval is 60 s).
+        let flights = 0
+        while (deliver() > 0 && flights < 10) flights++
+        expect(verified.sort()).toEqual(['A', 'B'])
+        expect(flights).toBeLessThanOrEqual(3)
+      } finally {
+        probeA.stop()
+        probeB.stop()
+      }
+    })
+  }
+
+  it('stops triggered requests once answered: two sides starting together do not ping-pong', async () => {
+    const sent = { A: 0, B: 0 }
+    const wire: { to: 'A' | 'B'; d: Uint8Array }[] = []
     const verified: string[] = []
-    const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 2000, intervalMs: 1000, send: async (d) => void sentByA.push(d), onVerified: () => verified.push('A'), onUnverified: () => {} })
-    const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, intervalMs: 1000, send: async (d) => void sentByB.push(d), onVerified: () => verified.push('B'), onUnverified: () => {} })
+    const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 3000, intervalMs: 60_000, send: async (d) => void (sent.A++, wire.push({ to: 'B', d })), onVerified: () => verified.push('A'), onUnverified: () => {} })
+    const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 3000, intervalMs: 60_000, send: async (d) => void (sent.B++, wire.push({ to: 'A', d })), onVerified: () => verified.push('B'), onUnverified: () => {} })
     try {
       probeA.start()
-      probeB.handle(sentByA[0]!) // B is not connected yet: its answer is sent but does not count
       probeB.start()
-      probeA.handle(sentByB[0]!) // A gets B's early answer, and answers B's request
-      probeA.handle(sentByB[1]!)
-      expect(verified).toEqual(['A'])
-      probeB.handle(sentByA.at(-1)!) // A's answer reaches B: B has its answer, but has not answered A since start()
-      expect(verified).toEqual(['A'])
-      probeB.handle(sealProbe(key, { type: 'request', from: 'controlling', id: '0123456789abcdef', timestamp: 0 }))
-      expect(verified).toEqual(['A', 'B'])
+      for (let i = 0; i < 50 && wire.length > 0; i++) {
+        const { to, d } = wire.shift()!
+        ;(to === 'A' ? probeA : probeB).handle(d)
+      }
+      expect(wire).toEqual([])
+      expect(verified.sort()).toEqual(['A', 'B'])
+      expect(sent.A + sent.B).toBeLessThanOrEqual(8)
     } finally {
       probeA.stop()
       probeB.stop()
     }
   })
 
-  it('is verified at the deadline when the peer answers us but never probes us itself', async () => {
+  it('is verified at the deadline when the peer answers us but its own requests never reach us', async () => {
     let probeB!: PathProbe
     const rtt = await new Promise<number>((resolve, reject) => {
-      probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, send: async () => {}, onVerified: () => {}, onUnverified: () => {} })
       const probeA: PathProbe = new PathProbe({
         key, role: 'controlling', timeoutMs: 300, intervalMs: 1000,
-        // B answers each of A's requests, but B itself never starts probing.
         send: async (d) => void probeB.handle(d),
         onVerified: resolve,
         onUnverified: reject,
       })
-      probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 2000, send: async (d) => void probeA.handle(d), onVerified: () => {}, onUnverified: () => {} })
+      // B is connected and answers, but the way from B to A loses B's requests (one-way loss).
+      probeB = new PathProbe({
+        key, role: 'controlled', timeoutMs: 2000, intervalMs: 1000,
+        send: async (d) => void (openProbe(key, d)?.type === 'response' && probeA.handle(d)),
+        onVerified: () => {}, onUnverified: () => {},
+      })
+      probeB.start()
       probeA.start()
     })
     probeB.stop()
     expect(rtt).toBeGreaterThan(0)
+  })
+
+  it('upgrades an unverified path to verified when a late cunicu-ts peer connects after the deadline', async () => {
+    const results: string[] = []
+    const wire: { to: 'A' | 'B'; d: Uint8Array }[] = []
+    const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 50, intervalMs: 10, send: async (d) => void wire.push({ to: 'B', d }), onVerified: () => results.push('A verified'), onUnverified: () => results.push('A unverified') })
+    const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 3000, intervalMs: 60_000, send: async (d) => void wire.push({ to: 'A', d }), onVerified: () => results.push('B verified'), onUnverified: () => {} })
+    try {
+      probeA.start()
+      await new Promise<void>((resolve) => {
+        const poll = setInterval(() => results.length && (clearInterval(poll), resolve()), 5)
+      })
+      expect(results).toEqual(['A unverified'])
+      wire.splice(0) // A's requests while B was not connected: lost
+      probeB.start()
+      for (let i = 0; i < 10 && wire.length > 0; i++) {
+        const { to, d } = wire.shift()!
+        ;(to === 'A' ? probeA : probeB).handle(d)
+      }
+      expect(results.sort()).toEqual(['A unverified', 'A verified', 'B verified'])
+    } finally {
+      probeA.stop()
+      probeB.stop()
+    }
+  })
+
+  it('says goodbye bound to this pair of ICE agents: a goodbye for other credentials or from ourselves is ignored', async () => {
+    const sentByA: Uint8Array[] = []
+    const goodbyes: string[] = []
+    const ufragA = 'aaaaaaaaaaaaaaaa'
+    const ufragB = 'bbbbbbbbbbbbbbbb'
+    const probeA = new PathProbe({ key, role: 'controlling', timeoutMs: 3000, ufrags: { local: ufragA, remote: ufragB }, send: async (d) => void sentByA.push(d), onVerified: () => {}, onUnverified: () => {}, onGoodbye: () => goodbyes.push('A') })
+    const probeB = new PathProbe({ key, role: 'controlled', timeoutMs: 3000, ufrags: { local: ufragB, remote: ufragA }, send: async () => {}, onVerified: () => {}, onUnverified: () => {}, onGoodbye: () => goodbyes.push('B') })
+    // A later agent of B's (new credentials) must not take an old goodbye of A's for its own.
+    const probeB2 = new PathProbe({ key, role: 'controlled', timeoutMs: 3000, ufrags: { local: 'cccccccccccccccc', remote: ufragA }, send: async () => {}, onVerified: () => {}, onUnverified: () => {}, onGoodbye: () => goodbyes.push('B2') })
+    try {
+      await probeA.goodbye()
+      expect(sentByA).toEqual([]) // never connected: nobody to tell
+      probeA.start()
+      sentByA.splice(0)
+      await probeA.goodbye()
+      expect(sentByA.map((d) => openProbe(key, d)?.type)).toEqual(['goodbye', 'goodbye', 'goodbye'])
+      expect(openProbe(key, sentByA[0]!)?.id).toBe(goodbyeId(ufragA, ufragB))
+      expect(probeB2.handle(sentByA[0]!)).toBe(true)
+      expect(probeA.handle(sentByA[0]!)).toBe(false) // our own, reflected
+      expect(goodbyes).toEqual([])
+      expect(probeB.handle(sentByA[0]!)).toBe(true)
+      expect(goodbyes).toEqual(['B'])
+      // A goodbye with a forged id (right key, wrong binding) is not one.
+      probeB.handle(sealProbe(key, { type: 'goodbye', from: 'controlling', id: goodbyeId(ufragB, ufragA), timestamp: 0 }))
+      expect(goodbyes).toEqual(['B'])
+    } finally {
+      probeA.stop()
+      probeB.stop()
+      probeB2.stop()
+    }
   })
 
   it('gives up with a plain reason when nobody answers', async () => {

@@ -7,7 +7,7 @@ import { abortOnSignals } from '../cli/shutdown.js'
 export default class Demo extends BaseCommand {
   static override summary = 'Run an embedded signaling server and two peers that open an ICE session through it.'
   static override description = `Everything in one process, on loopback: a gRPC signaling server on an ephemeral port, and two fresh peers that exchange sealed credentials and candidates through it, connect with ICE (the smaller public key controls) and verify the path with sealed probes.
-Exits 0 once both peers are connected, non-zero with the reason if not within --timeout. On a terminal: a live view; with --json or in a pipe: NDJSON events, each tagged with its peer.`
+Exits 0 once both peers are connected and their paths verified; otherwise non-zero with the reason (4: "not connected" or "not verified" within --timeout). On a terminal: a live view; with --json or in a pipe: NDJSON events, each tagged with its peer.`
   static override examples = [
     { command: '<%= config.bin %> demo', description: 'Watch two peers connect' },
     { command: '<%= config.bin %> demo --json | jq -c "select(.type==\\"peer\\") | .event.type"', description: 'The event stream' },
@@ -29,6 +29,6 @@ Exits 0 once both peers are connected, non-zero with the reason if not within --
       shutdown.dispose()
       await unmount()
     }
-    if (!result.ok) this.fail(`demo failed: ${result.reason}`, result.reason.startsWith('not connected') ? ExitCode.Timeout : ExitCode.SessionFailed)
+    if (!result.ok) this.fail(`demo failed: ${result.reason}`, result.timedOut ? ExitCode.Timeout : ExitCode.SessionFailed)
   }
 }

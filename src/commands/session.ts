@@ -13,7 +13,8 @@ export default class SessionCommand extends BaseCommand {
   static override description = `Exchanges sealed ICE credentials and candidates with PEER_PK (cunīcu's endpoint discovery), connects with ICE — the peer with the smaller public key controls — and verifies the selected path with probes sealed with both keys.
 On a terminal: a live view (keys, role and why, state timeline, envelopes, candidates, selected pair, RTT). With --json or in a pipe: one NDJSON event per line.
 Without --exit-on-connected or --timeout it stays up: keeps ICE consent, follows the peer's restarts, and closes cleanly on Ctrl-C/SIGTERM.
-Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout passed before connecting; 2 bad input; 3 backend unreachable.`
+A peer that stops cleanly says goodbye over the path, and the other side goes back to waiting for it at once; a peer that vanishes is shown as disconnected after 5 s of silence on the path and failed (then a restart) after 25 s.
+Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopped by a signal; 4 --timeout passed before that; 2 bad input; 3 backend unreachable.`
   static override examples = [
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
@@ -63,8 +64,8 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       dependsOn: ['wg'],
     }),
     loopback: Flags.boolean({ summary: 'One-host mode: use only 127.0.0.1 for candidates.' }),
-    'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up.' }),
-    timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected within this many seconds.', min: 1 }),
+    'exit-on-connected': Flags.boolean({ summary: 'Exit 0 once connected and the path probe verified the path or gave up (never on connected alone).' }),
+    timeout: Flags.integer({ char: 't', summary: 'Exit 4 if not connected (with --exit-on-connected: not verified or unverified) within this many seconds.', min: 1 }),
   }
 
   async run(): Promise<void> {
@@ -112,9 +113,12 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
 
     const goal = new AbortController()
     let connected = false
+    // The goal of --exit-on-connected is a settled path probe: 'connected' alone may precede the peer's proof.
+    let probed = false
     session.events.on((e: SessionEvent) => {
       if (e.type === 'state' && e.state === 'connected') connected = true
-      if (flags['exit-on-connected'] && connected && (e.type === 'verified' || e.type === 'unverified')) goal.abort()
+      if (e.type === 'verified' || e.type === 'unverified') probed = connected
+      if (flags['exit-on-connected'] && probed) goal.abort()
     })
     const timer = flags.timeout ? setTimeout(() => goal.abort(new Error('timeout')), flags.timeout * 1000) : undefined
     let failure: { message: string; exit: number } | undefined
@@ -123,6 +127,8 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       await Promise.race([whenAborted(shutdown.signal), whenAborted(goal.signal)])
       if (goal.signal.reason instanceof Error && !connected) {
         failure = { message: `timed out after ${flags.timeout} s: not connected (state ${session.state})`, exit: ExitCode.Timeout }
+      } else if (goal.signal.reason instanceof Error && flags['exit-on-connected'] && !probed) {
+        failure = { message: `timed out after ${flags.timeout} s: connected but the path is not verified yet (state ${session.state})`, exit: ExitCode.Timeout }
       }
     } catch (err) {
       if (!shutdown.signal.aborted) failure = { message: (err as Error).message, exit: ExitCode.Backend }

@@ -21,11 +21,18 @@ export interface DemoOptions {
   signal?: AbortSignal
 }
 
+export interface DemoResult {
+  ok: boolean
+  reason: string
+  /** The timeout passed first (not a failure or an interruption). */
+  timedOut?: true
+}
+
 export class Demo {
   readonly events = new Emitter<DemoEvent>()
 
   /** Resolves with the outcome; never throws for a failed session, only reports it. */
-  async run({ timeoutMs, waitForVerification = true, signal }: DemoOptions): Promise<{ ok: boolean; reason: string }> {
+  async run({ timeoutMs, waitForVerification = true, signal }: DemoOptions): Promise<DemoResult> {
     const started = performance.now()
     const at = () => new Date().toISOString()
     const server = await SignalingServer.start({ listen: '127.0.0.1:0' })
@@ -42,13 +49,19 @@ export class Demo {
         session.events.on((event) => this.events.emit({ type: 'peer', peer, event }))
         sessions.push(session)
       }
-      const outcome = new Promise<{ ok: boolean; reason: string }>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, reason: `not connected within ${timeoutMs / 1000} s` }), timeoutMs)
+      const outcome = new Promise<DemoResult>((resolve) => {
+        // Connected but not yet verified is a different story from not connected: tell which one it was.
+        const connected = new Set<DemoPeer>()
+        timer = setTimeout(() => {
+          const what = connected.size === 2 && waitForVerification ? 'not verified' : 'not connected'
+          resolve({ ok: false, reason: `${what} within ${timeoutMs / 1000} s`, timedOut: true })
+        }, timeoutMs)
         signal?.addEventListener('abort', () => resolve({ ok: false, reason: 'interrupted' }), { once: true })
         const finished = new Set<DemoPeer>()
         this.events.on((e) => {
           if (e.type !== 'peer') return
           const { peer, event } = e
+          if (event.type === 'state' && event.state === 'connected') connected.add(peer)
           const done = waitForVerification ? event.type === 'verified' || event.type === 'unverified' : event.type === 'state' && event.state === 'connected'
           if (done) finished.add(peer)
           if (finished.size === 2) resolve({ ok: true, reason: 'both peers connected' })
@@ -59,7 +72,7 @@ export class Demo {
         }
       })
       const result = await outcome
-      this.events.emit({ type: 'done', ...result, elapsedMs: Math.round(performance.now() - started), at: at() })
+      this.events.emit({ type: 'done', ok: result.ok, reason: result.reason, elapsedMs: Math.round(performance.now() - started), at: at() })
       return result
     } finally {
       clearTimeout(timer)

@@ -32,7 +32,8 @@ export function summarize(events: readonly SessionEvent[]): SessionSummary {
       case 'state':
         s.state = e.state
         s.timeline.push({ state: e.state, at: e.at })
-        if (e.state === 'restarting') {
+        // The path is gone (the peer left, went silent for good, or restarted): its pair and RTT with it.
+        if (e.state === 'restarting' || e.state === 'failed' || e.state === 'idle') {
           s.localCandidates = []
           s.remoteCandidates = []
           delete s.pair

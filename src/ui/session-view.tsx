@@ -14,6 +14,7 @@ const stateColor: Record<SessionState, string> = {
   connecting: 'blue',
   checking: 'yellow',
   connected: 'green',
+  disconnected: 'yellow',
   restarting: 'magenta',
   failed: 'red',
   closed: 'gray',
@@ -138,7 +139,11 @@ export function SessionPanel({ events, title }: { events: readonly SessionEvent[
       </Text>
       <Text>
         path{' '}
-        {s.rttMs !== undefined ? (
+        {s.state === 'disconnected' ? (
+          <Text color="yellow">silent, waiting for the peer</Text>
+        ) : s.state === 'idle' ? (
+          'waiting for the peer'
+        ) : s.rttMs !== undefined ? (
           <Text color="green">verified, RTT {s.rttMs.toFixed(2)} ms</Text>
         ) : s.unverified ? (
           <Text color="yellow">connected but unverified</Text>

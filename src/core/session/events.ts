@@ -9,7 +9,8 @@ export type SessionState =
   | 'gathering' // remote credentials known, gathering local candidates
   | 'connecting' // a local and a remote candidate exist, connect() called
   | 'checking' // connectivity checks on the wire
-  | 'connected' // ICE nominated a pair
+  | 'connected' // ICE nominated a pair, and the peer is heard on it
+  | 'disconnected' // connected, but nothing heard from the peer on the pair for 5 s (back to 'connected' if it is)
   | 'restarting' // the peer restarted (new credentials): a new local agent
   | 'failed'
   | 'closed'

@@ -15,9 +15,11 @@ import { credentialsId, generateCredentials, sameCredentials, shortUfrag, type I
 import type { CandidateInfo, SessionEvent, SessionState } from './events.js'
 import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
-import { isProbe, PathProbe } from './path-probe.js'
 import type { Forwarder } from './forwarder.js'
 import { forwardKey } from './forward-seal.js'
+import { PairKeepalive } from './pair-keepalive.js'
+import { isProbe, PathProbe } from './path-probe.js'
+import { SilenceDetector } from './silence-detector.js'
 import type { ResolvedIceServers } from './relays.js'
 
 export type { IceOptions } from './ice-options.js'
@@ -31,6 +33,11 @@ export interface SessionOptions {
   backoff?: BackoffOptions
   /** How long to try verifying the path once connected. Default 3000 ms. */
   probeTimeoutMs?: number
+  /**
+   * Silence on a connected pair: 'disconnected' after 5 s, 'failed' (then a restart) after 25 s, pion/ice's
+   * defaults; a STUN keepalive every second keeps a live peer audible. Shorter values are for tests.
+   */
+  pathSilence?: { disconnectedAfterMs?: number; failedAfterMs?: number; keepaliveIntervalMs?: number }
   /** Aborting closes the session. */
   signal?: AbortSignal
   /** `--forward`/`--wg`: attached to each connected path; its stats become 'forward' events. The caller closes it. */
@@ -67,6 +74,9 @@ interface Attempt {
   remote?: IceCredentials
   agent?: IceAgent
   probe?: PathProbe
+  /** While connected: hears the peer on the pair (silence-detector.ts) and keeps it talking (pair-keepalive.ts). */
+  silence?: SilenceDetector
+  keepalive?: PairKeepalive
   /** Fails an agent that never gets to connect (e.g. the peer's candidates were lost). */
   watchdog?: NodeJS.Timeout
   remoteKeys: Set<string>
@@ -189,6 +199,8 @@ export class Session {
     this.#offForward?.()
     this.#setState('closed')
     this.#closed = true
+    // Before the agent closes: the peer learns at once that we stopped, instead of after 5 s of silence.
+    if (this.#attempt?.connected && !this.#attempt.done) await this.#attempt.probe?.goodbye()
     this.#offAbort?.()
     this.#offStatus?.()
     this.#clearCredsTimer()
@@ -334,6 +346,8 @@ export class Session {
       role: this.role,
       send: async (datagram) => void agent.send(datagram),
       timeoutMs: this.#o.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+      ufrags: { local: attempt.local.ufrag, remote: remote.ufrag },
+      onGoodbye: () => current() && this.#onPeerGoodbye(attempt),
       onVerified: (rttMs) => {
         if (!current()) return
         this.#emit({ type: 'verified', rttMs })
@@ -445,6 +459,7 @@ export class Session {
     this.#restartBackoff.reset()
     this.#setState('connected')
     this.#emit({ type: 'pair', local: pair.local, remote: pair.remote })
+    this.#watchSilence(attempt)
     // cunīcu forwards from here on (WIRE.md §8); the probe runs beside the data, not before it.
     this.#attachForwarder(attempt)
     attempt.probe?.start()
@@ -452,15 +467,57 @@ export class Session {
 
   /**
    * Sorts what reaches the agent's sockets: a sealed path probe (it authenticates itself, from any source);
-   * data only from the selected pair's remote address (WIRE.md §8). A datagram that merely starts with the
-   * probe's magic but does not open as one is data.
+   * data only from the path's remote address (WIRE.md §8, pair-datagrams.ts). A datagram that merely starts
+   * with the probe's magic but does not open as one is data. Only the peer's probes and data from the path
+   * count as hearing the peer (the silence detector); a stranger's datagrams never keep a dead path alive.
    */
-  #onDatagram(attempt: Attempt, probeKey: Uint8Array, datagram: Buffer, fromPair: boolean): void {
-    if (attempt.probe?.handle(datagram) || isProbe(probeKey, datagram)) return
+  #onDatagram(attempt: Attempt, probeKey: Uint8Array, datagram: Buffer, fromPath: boolean): void {
+    if (attempt.probe?.handle(datagram)) return void attempt.silence?.heard()
+    if (isProbe(probeKey, datagram)) return
     const forwarder = this.#o.forwarder
-    if (!forwarder || this.#forwarding !== attempt) return
-    if (fromPair) forwarder.handle(datagram)
-    else forwarder.noteForeign()
+    if (!fromPath) {
+      if (forwarder && this.#forwarding === attempt) forwarder.noteForeign()
+      return
+    }
+    attempt.silence?.heard()
+    if (forwarder && this.#forwarding === attempt) forwarder.handle(datagram)
+  }
+
+  /** pion's disconnected/failed on top of werift, which has no disconnected and fails only after 30 s. */
+  #watchSilence(attempt: Attempt): void {
+    const agent = attempt.agent
+    if (!agent) return
+    const { disconnectedAfterMs, failedAfterMs, keepaliveIntervalMs } = this.#o.pathSilence ?? {}
+    const current = () => attempt === this.#attempt && !attempt.done && !this.#closed
+    const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`
+    const silence = new SilenceDetector({
+      ...(disconnectedAfterMs !== undefined ? { disconnectedAfterMs } : {}),
+      ...(failedAfterMs !== undefined ? { failedAfterMs } : {}),
+      onSilent: (ms) => current() && this.#setState('disconnected', `nothing heard from the peer on the path for ${seconds(ms)}`),
+      onHeardAgain: (ms) => current() && this.#setState('connected', `the peer is heard again after ${seconds(ms)} of silence`),
+      onFailed: (ms) => this.#failAttempt(attempt, `nothing heard from the peer on the path for ${seconds(ms)}: the path is gone`),
+    })
+    const keepalive = new PairKeepalive(agent.connection, {
+      ...(keepaliveIntervalMs !== undefined ? { intervalMs: keepaliveIntervalMs } : {}),
+      onAnswer: () => silence.heard(),
+    })
+    attempt.silence = silence
+    attempt.keepalive = keepalive
+    silence.start()
+    keepalive.start()
+  }
+
+  /** The peer stopped cleanly: this agent has no one left to talk to, so wait for the peer's next one. */
+  #onPeerGoodbye(attempt: Attempt): void {
+    if (attempt !== this.#attempt || attempt.done || this.#closed) return
+    this.#endAttempt(attempt)
+    if (attempt.remote) this.#retire(attempt.remote)
+    clearTimeout(this.#restartTimer)
+    this.#restartTimer = undefined
+    this.#restartBackoff.reset()
+    const next = this.#newAttempt()
+    this.#setState('idle', 'the peer stopped (it said goodbye on the path): waiting for the peer')
+    this.#requestCredentials(next)
   }
 
   /** Ends this attempt and, unless closed, starts a new one with new credentials after a back-off delay. */
@@ -505,6 +562,8 @@ export class Session {
     clearTimeout(attempt.watchdog)
     attempt.watchdog = undefined
     attempt.probe?.stop()
+    attempt.silence?.close()
+    attempt.keepalive?.close()
     const agent = attempt.agent
     if (agent) {
       const closing = agent.close()
