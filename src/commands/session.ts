@@ -27,9 +27,9 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
   static override flags = {
     ...keyFlags,
     ...backendFlags,
-    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true, multipleNonGreedy: true }),
+    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable, tried in order until one answers. stuns: is refused. Default: none.', multiple: true, multipleNonGreedy: true }),
     turn: Flags.string({
-      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P (or turn:U:P@HOST:PORT); repeatable.',
+      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P[&transport=tcp] (or turn:U:P@HOST:PORT); repeatable, tried in order until one allocates. turns: is refused.',
       multiple: true,
       multipleNonGreedy: true,
     }),
@@ -52,6 +52,10 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
   async run(): Promise<void> {
     const { args, flags } = await this.parse(SessionCommand)
     const peer = this.orUsage(() => PublicKey.parse(args.peer, 'PEER_PK'))
+    // Every STUN/TURN URL is read here, before anything starts or is published (exit 2 with the reason).
+    const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
+    const stunServers = (flags.stun ?? []).map((url) => this.orUsage(() => parseStunServer(url), '--stun'))
+    const turnServers = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnServer(url), '--turn'))
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
@@ -67,14 +71,14 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
         return this.fail((err as Error).message, ExitCode.Usage)
       })
     }
-    const { parseTurnUrl, resolveIceServers } = await import('../core/session/relays.js')
-    const turnFlags = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnUrl(url), '--turn'))
+    const { resolveIceServers } = await import('../core/session/relays.js')
     const iceServers = await resolveIceServers({
-      ...(flags.stun ? { stunUrls: flags.stun } : {}),
-      turnServers: turnFlags,
+      stunServers,
+      turnServers,
       backendUrls: flags['server-relays'] ? backendUrls(flags.backend) : [],
       publicKey: client.key.publicKey.bytes,
       ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
+      signal: shutdown.signal,
     })
     const session = new Session({
       backend: client.backend,

@@ -3,16 +3,16 @@
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { IceOptions as WeriftIceOptions } from 'werift-ice'
-import type { TurnServer } from './relays.js'
+import type { StunServer, TurnServer } from './ice-servers.js'
 
 export interface IceOptions {
-  /** STUN servers such as "stun:127.0.0.1:3478"; werift asks only the first. Default: none. */
-  stunUrls?: string[]
+  /** STUN servers (parseStunServer), tried in order until one answers (server-fallback.ts). Default: none. */
+  stunServers?: StunServer[]
   /** Interface names or IP addresses to take host candidates from. Default: every non-internal address. */
   interfaces?: string[]
   /** One-host mode: only 127.0.0.1 host candidates. */
   loopback?: boolean
-  /** TURN servers for relayed candidates (`--turn`, the server's relay registry); werift uses only the first. */
+  /** TURN servers for relayed candidates (`--turn`, the server's relay registry), tried in order until one allocates. */
   turnServers?: TurnServer[]
   /** Per connect attempt, milliseconds. Default 15000. */
   connectTimeoutMs?: number
@@ -25,19 +25,6 @@ export class IceOptionsError extends Error {
 }
 
 export type StunAddress = [string, number]
-
-/** "stun:host[:port]" (RFC 7064; port 3478 by default, IPv6 in brackets) → [host, port]. */
-export function parseStunUrl(url: string): StunAddress {
-  const match = /^stuns?:(\[[0-9a-fA-F:.]+\]|[^:/?#[\]]+)(?::(\d+))?$/.exec(url.trim())
-  if (!match || match[1] === undefined) {
-    throw new IceOptionsError(`STUN server "${url}" is not a STUN URL: expected e.g. stun:127.0.0.1:3478`)
-  }
-  if (url.trim().startsWith('stuns:')) throw new IceOptionsError(`STUN server "${url}": stuns: (STUN over TLS) is not supported, use stun:`)
-  const host = match[1].replace(/^\[|\]$/g, '')
-  const port = match[2] === undefined ? 3478 : Number(match[2])
-  if (port < 1 || port > 65535) throw new IceOptionsError(`STUN server "${url}": port ${port} is out of range`)
-  return [host, port]
-}
 
 /**
  * Host addresses for `interfaces`: a name stands for all its addresses (IPv6 link-local skipped, as werift
@@ -76,13 +63,13 @@ export function weriftOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
   return { useIpv4: true, useIpv6: true }
 }
 
-/** The STUN server werift should use, or undefined for none (the default switches Google's off). */
+/** The STUN server werift itself asks (the first), or undefined for none (the default switches Google's off). */
 export function stunServer(ice: IceOptions = {}): StunAddress | undefined {
-  const first = ice.stunUrls?.[0]
-  return first === undefined ? undefined : parseStunUrl(first)
+  const first = ice.stunServers?.[0]
+  return first === undefined ? undefined : [first.host, first.port]
 }
 
-/** werift's TURN options for the first TURN server, or none. */
+/** werift's TURN options for the first TURN server, or none (server-fallback.ts tries the others). */
 export function turnOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
   const turn = ice.turnServers?.[0]
   if (!turn) return {}

@@ -143,8 +143,8 @@ export class Session {
     const servers = this.#o.iceServers
     if (!servers) return
     for (const message of servers.errors) this.#emit({ type: 'error', source: 'backend', message: `${message}; going on without its relays` })
-    if (servers.stunUrls.length || servers.turnInfo.length || servers.skipped.length) {
-      this.#emit({ type: 'relays', stun: servers.stunUrls, turn: servers.turnInfo, skipped: servers.skipped })
+    if (servers.stunServers.length || servers.turnInfo.length || servers.skipped.length) {
+      this.#emit({ type: 'relays', stun: servers.stunServers.map((s) => s.url), turn: servers.turnInfo, skipped: servers.skipped })
     }
   }
 
@@ -604,7 +604,9 @@ function withIceServers(ice: IceOptions | undefined, servers: ResolvedIceServers
   if (!servers) return ice
   return {
     ...ice,
-    ...(servers.stunUrls.length ? { stunUrls: [...(ice?.stunUrls ?? []), ...servers.stunUrls.filter((u) => !ice?.stunUrls?.includes(u))] } : {}),
+    ...(servers.stunServers.length
+      ? { stunServers: [...(ice?.stunServers ?? []), ...servers.stunServers.filter((s) => !ice?.stunServers?.some((t) => t.url === s.url))] }
+      : {}),
     ...(servers.turnServers.length ? { turnServers: [...(ice?.turnServers ?? []), ...servers.turnServers] } : {}),
   }
 }
