@@ -72,20 +72,22 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       })
     }
     const { resolveIceServers } = await import('../core/session/relays.js')
-    const iceServers = await resolveIceServers({
+    const relayOptions = {
       stunServers,
       turnServers,
       backendUrls: flags['server-relays'] ? backendUrls(flags.backend) : [],
       publicKey: client.key.publicKey.bytes,
       ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-      signal: shutdown.signal,
-    })
+    }
+    const iceServers = await resolveIceServers({ ...relayOptions, signal: shutdown.signal })
     const session = new Session({
       backend: client.backend,
       ours: client.key,
       theirs: peer,
       ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback },
       iceServers,
+      // Time-limited TURN credentials are fetched again before they expire (long-lived --forward sessions).
+      renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),
       signal: shutdown.signal,
       ...(forwarder ? { forwarder } : {}),
     })

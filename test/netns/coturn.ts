@@ -15,15 +15,7 @@ export interface Coturn {
   stop(): void
 }
 
-export interface CoturnOptions {
-  secret: string
-  realm?: string
-  port?: number
-  /** More turnserver.conf lines, e.g. `max-allocate-lifetime=30` so refreshes happen within a test. */
-  extraConfig?: string[]
-}
-
-export async function startCoturn(bed: NetnsBed, options: CoturnOptions): Promise<Coturn> {
+export async function startCoturn(bed: NetnsBed, options: { secret: string; realm?: string; port?: number }): Promise<Coturn> {
   const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-coturn-'))
   const ip = bed.addresses.publicIp
   const port = options.port ?? 3478
@@ -50,7 +42,6 @@ export async function startCoturn(bed: NetnsBed, options: CoturnOptions): Promis
     `log-file=${logFile}`,
     'simple-log',
     'verbose',
-    ...(options.extraConfig ?? []),
   ].join('\n')
   const configFile = join(dir, 'turnserver.conf')
   writeFileSync(configFile, config + '\n')

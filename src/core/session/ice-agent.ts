@@ -6,7 +6,7 @@ import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapp
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
 import { stunServer, turnOptions, weriftOptions, type IceOptions } from './ice-options.js'
-import { installTurnRefreshFix } from './turn-refresh.js'
+import { installTurnRefreshFix, watchRelayCandidate, type TurnCredentials } from './turn-refresh.js'
 
 // A closed agent with a TURN allocation must not keep the process alive (see turn-refresh.ts).
 installTurnRefreshFix()
@@ -16,6 +16,14 @@ export interface IceAgentOptions {
   local: IceCredentials
   remote: IceCredentials
   ice?: IceOptions
+  /** Renewed credentials for a TURN server (relay-renewal.ts), tried when the server refuses a refresh. */
+  renewedTurnCredentials?: (host: string, port: number) => TurnCredentials | undefined
+}
+
+/** A relayed candidate of ours whose TURN allocation could not be refreshed: it no longer relays. */
+export interface RelayLost {
+  candidate: CandidateInfo
+  reason: string
 }
 
 export interface ConnectOptions {
@@ -47,6 +55,8 @@ export class IceAgent {
   readonly data = new Emitter<Buffer>()
   /** werift's state changes; "completed" means gathering finished, not ICE (pitfall 3). */
   readonly states = new Emitter<IceState>()
+  /** Our TURN allocations that were lost (turn-refresh.ts). */
+  readonly relayLost = new Emitter<RelayLost>()
   #closed = false
   #closing?: Promise<void>
   #lastRemoteAt = 0
@@ -74,6 +84,11 @@ export class IceAgent {
       if (info.type === 'relay') {
         const transport = pairLateLocalCandidate(connection, candidate)
         if (transport) info.relayProtocol = transport
+        const relayed = info
+        watchRelayCandidate(connection, candidate, {
+          ...(options.renewedTurnCredentials ? { renewedCredentials: options.renewedTurnCredentials } : {}),
+          onLost: (reason) => !this.#closed && this.relayLost.emit({ candidate: relayed, reason }),
+        })
       }
       this.localCandidates.emit(info)
     })
@@ -149,6 +164,12 @@ export class IceAgent {
       clearInterval(poll)
       if (onClose) this.#onClose.delete(onClose)
     }
+  }
+
+  /** Whether `candidate` is the local end of the nominated pair. */
+  isSelectedLocal(candidate: CandidateInfo): boolean {
+    const local = this.connection.nominated?.localCandidate
+    return local !== undefined && local.type === candidate.type && local.host === candidate.address && local.port === candidate.port
   }
 
   /** One datagram on the nominated pair; werift drops it silently when there is none (pitfall 4). */

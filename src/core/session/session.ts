@@ -17,6 +17,7 @@ import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
 import { PathProbe } from './path-probe.js'
 import { forwardKey, type Forwarder } from './forwarder.js'
+import { RelayRenewal } from './relay-renewal.js'
 import type { ResolvedIceServers } from './relays.js'
 
 export type { IceOptions } from './ice-options.js'
@@ -39,6 +40,11 @@ export interface SessionOptions {
    * addition to `ice`, and told as a 'relays' event (and an 'error' per server that could not be asked).
    */
   iceServers?: ResolvedIceServers
+  /**
+   * Asks for `iceServers` again (relays.ts resolveIceServers): with it, time-limited TURN credentials are
+   * renewed before they expire (relay-renewal.ts) and every later allocation uses the renewed ones.
+   */
+  renewIceServers?: (signal: AbortSignal) => Promise<ResolvedIceServers>
 }
 
 export class SessionError extends Error {
@@ -105,17 +111,29 @@ export class Session {
   #offForward?: () => void
   /** The attempt whose path the forwarder carries datagrams over. */
   #forwarding?: Attempt
+  readonly #relayRenewal?: RelayRenewal
+  /** The ICE options as given, before any gathered STUN/TURN servers were added. */
+  readonly #iceFlags: IceOptions | undefined
 
   constructor(options: SessionOptions) {
     // Throws for equal keys: a peer cannot hold a session with itself (WIRE.md §2).
     this.role = iceRole(options.ours.publicKey, options.theirs)
     this.#o = { ...options, ice: withIceServers(options.ice, options.iceServers) }
+    this.#iceFlags = options.ice
     this.#key = { ours: options.ours, theirs: options.theirs }
     this.#credsBackoff = new Backoff(options.backoff)
     this.#restartBackoff = new Backoff(options.backoff)
     this.#handler = {
       onMessage: (received) => this.#onMessage(received),
       onError: (failure) => this.#onEnvelopeError(failure),
+    }
+    if (options.iceServers && options.renewIceServers) {
+      this.#relayRenewal = new RelayRenewal({
+        initial: options.iceServers,
+        fetch: options.renewIceServers,
+        onRenewed: (servers) => this.#emit({ type: 'relays', stun: servers.stunServers.map((s) => s.url), turn: servers.turnInfo, skipped: servers.skipped, renewed: true }),
+        onError: (message) => this.#emit({ type: 'error', source: 'backend', message }),
+      })
     }
     const forwarder = options.forwarder
     if (forwarder) {
@@ -173,6 +191,7 @@ export class Session {
     }
     if (this.#closed) return
     this.#emit({ type: 'subscribed', key: ours.publicKey.toString(), peer: theirs.toString(), backend: backend.url })
+    this.#relayRenewal?.start()
     this.#requestCredentials(this.#newAttempt())
   }
 
@@ -190,6 +209,7 @@ export class Session {
     this.#closed = true
     this.#offAbort?.()
     this.#offStatus?.()
+    this.#relayRenewal?.close()
     this.#clearCredsTimer()
     clearTimeout(this.#restartTimer)
     this.#restartTimer = undefined
@@ -321,7 +341,13 @@ export class Session {
     let probeKey: Uint8Array
     try {
       probeKey = defaultSharedKeyCache.get(this.#o.ours, this.#o.theirs)
-      agent = new IceAgent({ controlling: this.role === 'controlling', local: attempt.local, remote, ice: this.#o.ice })
+      agent = new IceAgent({
+        controlling: this.role === 'controlling',
+        local: attempt.local,
+        remote,
+        ice: this.#currentIce(),
+        renewedTurnCredentials: (host, port) => this.#relayRenewal?.current.turnServers.find((t) => t.host === host && t.port === port),
+      })
     } catch (err) {
       this.#failAttempt(attempt, `could not create the ICE agent: ${errorMessage(err)}`)
       return
@@ -347,6 +373,14 @@ export class Session {
       if (this.#forwarding === attempt) this.#o.forwarder?.handle(datagram)
     })
     agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
+    agent.relayLost.on(({ candidate, reason }) => {
+      if (!current()) return
+      if (attempt.connected && agent.isSelectedLocal(candidate)) {
+        this.#failAttempt(attempt, `${reason}: the relayed path is gone, restarting with a new allocation`)
+      } else {
+        this.#emit({ type: 'error', source: 'ice', message: `relayed candidate ${formatCandidate(candidate)} lost: ${reason}` })
+      }
+    })
     agent.states.on((state) => {
       if ((state === 'failed' || state === 'disconnected') && attempt.connected) {
         this.#failAttempt(attempt, 'the peer stopped answering ICE consent checks: the path is gone')
@@ -498,6 +532,11 @@ export class Session {
     }
   }
 
+  /** The ICE options for a new agent: the renewed STUN/TURN servers when renewal is on. */
+  #currentIce(): IceOptions | undefined {
+    return this.#relayRenewal ? withIceServers(this.#iceFlags, this.#relayRenewal.current) : this.#o.ice
+  }
+
   // ---- backend ----------------------------------------------------------------------------------
 
   #onMessage(received: ReceivedMessage): void {
@@ -599,7 +638,7 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-/** The gathered STUN/TURN servers on top of the explicit ICE options. */
+/** The gathered STUN/TURN servers on top of the explicit ICE options; renewed ones once there are. */
 function withIceServers(ice: IceOptions | undefined, servers: ResolvedIceServers | undefined): IceOptions | undefined {
   if (!servers) return ice
   return {

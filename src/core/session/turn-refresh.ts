@@ -2,17 +2,46 @@
 // (5/6 of the allocation lifetime, ~8 min) and only checks for close() after waking: a closed agent
 // keeps the process alive for minutes. This replaces that loop, per TurnProtocol, with a timer close()
 // clears. Same requests as werift's (REFRESH with the granted LIFETIME, through requestWithRetry).
-import { classes, Message, methods, TurnProtocol } from 'werift-ice'
+// Unlike werift's loop it tells its owner (attachTurnHooks) when the allocation is lost: a refresh the
+// server refuses is tried once more with renewed credentials (time-limited ones expire; RFC 8656 servers
+// such as coturn only accept the allocation's own username, so for them this also fails), and then the
+// relayed candidate is dead: the session replaces it with a new allocation (an ICE restart).
+import { classes, makeIntegrityKey, Message, methods, TurnProtocol } from 'werift-ice'
 
 const TIMER = Symbol('cunicu-ts turn refresh timer')
 const CLOSED = Symbol('cunicu-ts turn closed')
+const HOOKS = Symbol('cunicu-ts turn hooks')
+const EXPIRES_AT = Symbol('cunicu-ts turn allocation expiry')
+
+export interface TurnCredentials {
+  username: string
+  password: string
+}
+
+export interface TurnAllocationHooks {
+  /** The newest credentials for this allocation's server (relay-renewal.ts), if any. */
+  renewedCredentials: () => TurnCredentials | undefined
+  /** Called once: the allocation could not be refreshed, its relayed candidate no longer works. */
+  onLost: (reason: string) => void
+}
 
 interface Patched {
   refresh: (exp: number) => void
   requestWithRetry: TurnProtocol['requestWithRetry']
   server: TurnProtocol['server']
+  username: string
+  password: string
+  realm?: string
+  integrityKey?: Buffer
   [TIMER]?: NodeJS.Timeout
   [CLOSED]?: boolean
+  [HOOKS]?: TurnAllocationHooks
+  [EXPIRES_AT]?: number
+}
+
+/** Lets the owner of an allocation renew its credentials and learn that it was lost. */
+export function attachTurnHooks(turn: TurnProtocol, hooks: TurnAllocationHooks): void {
+  ;(turn as unknown as Patched)[HOOKS] = hooks
 }
 
 let installed = false
@@ -25,7 +54,7 @@ export function installTurnRefreshFix(): void {
   const close = proto.close
   proto.connectionMade = function (this: Patched) {
     // connectionMade() calls this.refresh(lifetime) once the allocation succeeded.
-    this.refresh = (exp: number) => schedule(this, exp)
+    this.refresh = (exp: number) => granted(this, exp)
     return connectionMade.call(this)
   }
   proto.close = function (this: Patched) {
@@ -35,22 +64,84 @@ export function installTurnRefreshFix(): void {
   }
 }
 
-function schedule(turn: Patched, exp: number): void {
+function schedule(turn: Patched, exp: number, delayMs = (5 / 6) * exp * 1000): void {
   if (turn[CLOSED] || !(exp > 0)) return
   clearTimeout(turn[TIMER])
-  turn[TIMER] = setTimeout(() => void refreshOnce(turn, exp), (5 / 6) * exp * 1000)
+  turn[TIMER] = setTimeout(() => void refreshOnce(turn, exp), delayMs)
+}
+
+/** A granted lifetime: the allocation lives until then unless refreshed again. */
+function granted(turn: Patched, exp: number): void {
+  turn[EXPIRES_AT] = Date.now() + exp * 1000
+  schedule(turn, exp)
+}
+
+async function requestRefresh(turn: Patched, exp: number): Promise<number> {
+  const request = new Message(methods.REFRESH, classes.REQUEST)
+  request.setAttribute('LIFETIME', exp)
+  const [response] = await turn.requestWithRetry(request, turn.server)
+  return Number(response.getAttributeValue('LIFETIME')) || exp
 }
 
 async function refreshOnce(turn: Patched, exp: number): Promise<void> {
   if (turn[CLOSED]) return
-  let next = exp
   try {
-    const request = new Message(methods.REFRESH, classes.REQUEST)
-    request.setAttribute('LIFETIME', exp)
-    const [response] = await turn.requestWithRetry(request, turn.server)
-    next = Number(response.getAttributeValue('LIFETIME')) || exp
-  } catch {
-    // As werift: a failed refresh is retried at the next interval (the allocation may still be alive).
+    return granted(turn, await requestRefresh(turn, exp))
+  } catch (err) {
+    if (turn[CLOSED]) return
+    const refused = errorCode(err)
+    if (refused) {
+      const renewed = turn[HOOKS]?.renewedCredentials()
+      if (renewed && (renewed.username !== turn.username || renewed.password !== turn.password)) {
+        turn.username = renewed.username
+        turn.password = renewed.password
+        if (turn.realm !== undefined) turn.integrityKey = makeIntegrityKey(renewed.username, turn.realm, renewed.password)
+        try {
+          return granted(turn, await requestRefresh(turn, exp))
+        } catch (again) {
+          if (turn[CLOSED]) return
+          const second = errorCode(again)
+          return lost(turn, `the TURN server refused to refresh the allocation (${refused}; with renewed credentials: ${second ?? 'no answer'})`)
+        }
+      }
+      return lost(turn, `the TURN server refused to refresh the allocation (${refused})`)
+    }
+    // No answer: as werift, try again, but sooner, while the allocation may still be alive.
+    const left = (turn[EXPIRES_AT] ?? 0) - Date.now()
+    if (left <= 0) return lost(turn, 'the TURN server did not answer refreshes before the allocation expired')
+    schedule(turn, exp, Math.max(1000, left / 2))
   }
-  schedule(turn, next)
+}
+
+function lost(turn: Patched, reason: string): void {
+  const hooks = turn[HOOKS]
+  turn[HOOKS] = undefined
+  hooks?.onLost(reason)
+}
+
+/** "441 Wrong Credentials" for a STUN error response, undefined for a timeout or another failure. */
+function errorCode(err: unknown): string | undefined {
+  const response = (err as { response?: { getAttributeValue?: (name: string) => unknown } } | undefined)?.response
+  const value = response?.getAttributeValue?.('ERROR-CODE')
+  if (!Array.isArray(value)) return undefined
+  const [code, reason] = value as [number, string | undefined]
+  return `${code}${reason ? ` ${reason}` : ''}`
+}
+
+/** What the agent wants to hear about its relayed candidates. */
+export interface RelayWatch {
+  /** The newest credentials for the TURN server at host:port, if renewed ones exist. */
+  renewedCredentials?: (host: string, port: number) => TurnCredentials | undefined
+  onLost: (reason: string) => void
+}
+
+/** Attaches the hooks to the TURN allocation behind a relayed candidate werift gathered. */
+export function watchRelayCandidate(connection: object, candidate: object, watch: RelayWatch): boolean {
+  type ProtocolInternals = { localCandidate?: object; turn?: TurnProtocol }
+  const protocols = (connection as { protocols?: ProtocolInternals[] }).protocols
+  const turn = protocols?.find((p) => p.localCandidate === candidate)?.turn
+  if (!turn) return false
+  const [host, port] = turn.server
+  attachTurnHooks(turn, { renewedCredentials: () => watch.renewedCredentials?.(host, port), onLost: watch.onLost })
+  return true
 }
