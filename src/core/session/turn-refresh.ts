@@ -40,7 +40,7 @@ interface Patched {
 }
 
 /** Lets the owner of an allocation renew its credentials and learn that it was lost. */
-export function attachTurnHooks(turn: TurnProtocol, hooks: TurnAllocationHooks): void {
+export function attachTurnHooks(turn: object, hooks: TurnAllocationHooks): void {
   ;(turn as unknown as Patched)[HOOKS] = hooks
 }
 
@@ -58,8 +58,7 @@ export function installTurnRefreshFix(): void {
     return connectionMade.call(this)
   }
   proto.close = function (this: Patched) {
-    this[CLOSED] = true
-    clearTimeout(this[TIMER])
+    stopRefreshing(this)
     return close.call(this)
   }
 }
@@ -70,7 +69,21 @@ function schedule(turn: Patched, exp: number, delayMs = (5 / 6) * exp * 1000): v
   turn[TIMER] = setTimeout(() => void refreshOnce(turn, exp), delayMs)
 }
 
-/** A granted lifetime: the allocation lives until then unless refreshed again. */
+/**
+ * A granted lifetime (seconds): the allocation lives until then unless refreshed again. connectionMade()
+ * starts the loop with it; exported so the loop can be tested on a stand-in allocation.
+ */
+export function startRefreshing(turn: object, exp: number): void {
+  granted(turn as Patched, exp)
+}
+
+/** Ends the loop for good (close()). */
+export function stopRefreshing(turn: object): void {
+  const patched = turn as Patched
+  patched[CLOSED] = true
+  clearTimeout(patched[TIMER])
+}
+
 function granted(turn: Patched, exp: number): void {
   turn[EXPIRES_AT] = Date.now() + exp * 1000
   schedule(turn, exp)
