@@ -1,5 +1,6 @@
 // Our ICE options and their translation to werift-ice's constructor options (ICE-NOTES §1): which host
-// addresses to gather, and which STUN server to ask (none by default; werift would ask Google's).
+// addresses to gather. STUN/TURN servers are asked by server-gathering.ts, not by werift (which would ask
+// only the first of each, and Google's STUN server by default).
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { IceOptions as WeriftIceOptions } from 'werift-ice'
@@ -14,6 +15,8 @@ export interface IceOptions {
   loopback?: boolean
   /** TURN servers for relayed candidates (`--turn`, the server's relay registry), tried in order until one allocates. */
   turnServers?: TurnServer[]
+  /** How long one STUN/TURN server may take before the next is tried (server-gathering.ts). Default 5000. */
+  serverTimeoutMs?: number
   /** Per connect attempt, milliseconds. Default 15000. */
   connectTimeoutMs?: number
 }
@@ -23,8 +26,6 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 export class IceOptionsError extends Error {
   override name = 'IceOptionsError'
 }
-
-export type StunAddress = [string, number]
 
 /**
  * Host addresses for `interfaces`: a name stands for all its addresses (IPv6 link-local skipped, as werift
@@ -61,17 +62,4 @@ export function weriftOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
     return { useIpv4: false, useIpv6: false, additionalHostAddresses: resolveInterfaceAddresses(ice.interfaces) }
   }
   return { useIpv4: true, useIpv6: true }
-}
-
-/** The STUN server werift itself asks (the first), or undefined for none (the default switches Google's off). */
-export function stunServer(ice: IceOptions = {}): StunAddress | undefined {
-  const first = ice.stunServers?.[0]
-  return first === undefined ? undefined : [first.host, first.port]
-}
-
-/** werift's TURN options for the first TURN server, or none (server-fallback.ts tries the others). */
-export function turnOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
-  const turn = ice.turnServers?.[0]
-  if (!turn) return {}
-  return { turnServer: [turn.host, turn.port], turnUsername: turn.username, turnPassword: turn.password, turnTransport: turn.transport }
 }

@@ -373,6 +373,7 @@ export class Session {
       if (this.#forwarding === attempt) this.#o.forwarder?.handle(datagram)
     })
     agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
+    agent.serverErrors.on((message) => current() && this.#emit({ type: 'error', source: 'ice', message }))
     agent.relayLost.on(({ candidate, reason }) => {
       if (!current()) return
       if (attempt.connected && agent.isSelectedLocal(candidate)) {
