@@ -6,7 +6,7 @@ import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapp
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
 import { weriftOptions, type IceOptions } from './ice-options.js'
-import { gatherRelayed, gatherServerReflexive } from './server-gathering.js'
+import { allocationServer, gatherRelayed, gatherServerReflexive } from './server-gathering.js'
 import { installTurnRefreshFix, watchRelayCandidate, type TurnCredentials } from './turn-refresh.js'
 
 // A closed agent with a TURN allocation must not keep the process alive (see turn-refresh.ts).
@@ -17,8 +17,8 @@ export interface IceAgentOptions {
   local: IceCredentials
   remote: IceCredentials
   ice?: IceOptions
-  /** Renewed credentials for a TURN server (relay-renewal.ts), tried when the server refuses a refresh. */
-  renewedTurnCredentials?: (host: string, port: number) => TurnCredentials | undefined
+  /** Renewed credentials for a TURN server by its URL (relay-renewal.ts), tried when it refuses a refresh. */
+  renewedTurnCredentials?: (serverUrl: string) => TurnCredentials | undefined
 }
 
 /** A relayed candidate of ours whose TURN allocation could not be refreshed: it no longer relays. */
@@ -93,7 +93,10 @@ export class IceAgent {
         if (transport) info.relayProtocol = transport
         const relayed = info
         watchRelayCandidate(connection, candidate, {
-          ...(options.renewedTurnCredentials ? { renewedCredentials: options.renewedTurnCredentials } : {}),
+          renewedCredentials: (turn) => {
+            const server = allocationServer(turn)
+            return server ? options.renewedTurnCredentials?.(server.url) : undefined
+          },
           onLost: (reason) => !this.#closed && this.relayLost.emit({ candidate: relayed, reason }),
         })
       }

@@ -15,6 +15,14 @@ import {
 } from 'werift-ice'
 import type { StunServer, TurnServer } from './ice-servers.js'
 
+/** Which configured server each allocation of ours was made on (werift keeps only a resolved address). */
+const allocationServers = new WeakMap<object, TurnServer>()
+
+/** The TURN server (as configured, with its URL) a werift TurnProtocol of ours was allocated on. */
+export function allocationServer(turn: object): TurnServer | undefined {
+  return allocationServers.get(turn)
+}
+
 /** Per server: werift waits 5 s for its STUN server; an ALLOCATE is two round trips. */
 export const DEFAULT_SERVER_TIMEOUT_MS = 5_000
 
@@ -117,6 +125,7 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
     await protocol.close().catch(() => {})
     return
   }
+  allocationServers.set(protocol.turn, found.server)
   // As werift's own TURN gathering: the protocol answers checks and carries data, its candidate is advertised.
   internals.ensureProtocol(protocol)
   internals.protocols.push(protocol as never)

@@ -346,7 +346,7 @@ export class Session {
         local: attempt.local,
         remote,
         ice: this.#currentIce(),
-        renewedTurnCredentials: (host, port) => this.#relayRenewal?.current.turnServers.find((t) => t.host === host && t.port === port),
+        renewedTurnCredentials: (url) => this.#relayRenewal?.current.turnServers.find((t) => t.url === url),
       })
     } catch (err) {
       this.#failAttempt(attempt, `could not create the ICE agent: ${errorMessage(err)}`)

@@ -143,8 +143,8 @@ function errorCode(err: unknown): string | undefined {
 
 /** What the agent wants to hear about its relayed candidates. */
 export interface RelayWatch {
-  /** The newest credentials for the TURN server at host:port, if renewed ones exist. */
-  renewedCredentials?: (host: string, port: number) => TurnCredentials | undefined
+  /** The newest credentials for the server this allocation was made on, if renewed ones exist. */
+  renewedCredentials?: (turn: TurnProtocol) => TurnCredentials | undefined
   onLost: (reason: string) => void
 }
 
@@ -154,7 +154,6 @@ export function watchRelayCandidate(connection: object, candidate: object, watch
   const protocols = (connection as { protocols?: ProtocolInternals[] }).protocols
   const turn = protocols?.find((p) => p.localCandidate === candidate)?.turn
   if (!turn) return false
-  const [host, port] = turn.server
-  attachTurnHooks(turn, { renewedCredentials: () => watch.renewedCredentials?.(host, port), onLost: watch.onLost })
+  attachTurnHooks(turn, { renewedCredentials: () => watch.renewedCredentials?.(turn), onLost: watch.onLost })
   return true
 }
