@@ -194,6 +194,32 @@ describe('TURN allocation refresh (turn-refresh.ts)', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('no answer with its own credentials (werift drops a 401 without integrity): renewed ones are tried and kept if they work', async () => {
+    const timeout = () => Promise.reject(new Error('timeout'))
+    const { turn, requests } = allocation([timeout, () => granted(60), () => granted(60)])
+    const lost = vi.fn()
+    attachTurnHooks(turn, { renewedCredentials: () => ({ username: 'new-user', password: 'new-pass' }), onLost: lost })
+    startRefreshing(turn, 60)
+    await vi.advanceTimersByTimeAsync(100_000)
+    expect(requests).toEqual([{ username: 'old-user' }, { username: 'new-user' }, { username: 'new-user' }])
+    expect(lost).not.toHaveBeenCalled()
+    stopRefreshing(turn)
+  })
+
+  it('renewed credentials that fail too are dropped again: the allocation keeps the ones it was made with', async () => {
+    const timeout = () => Promise.reject(new Error('timeout'))
+    const { turn, requests } = allocation([timeout, timeout, () => granted(60)])
+    attachTurnHooks(turn, { renewedCredentials: () => ({ username: 'new-user', password: 'new-pass' }), onLost: vi.fn() })
+    startRefreshing(turn, 60)
+    await vi.advanceTimersByTimeAsync(50_000)
+    expect(requests).toEqual([{ username: 'old-user' }, { username: 'new-user' }])
+    expect(turn).toMatchObject({ username: 'old-user', password: 'old-pass', integrityKey: undefined })
+    // Retried sooner (half of the 10 s left), with the allocation's own credentials first again.
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(requests).toEqual([{ username: 'old-user' }, { username: 'new-user' }, { username: 'old-user' }])
+    stopRefreshing(turn)
+  })
+
   it('no answer: retried sooner while the allocation lives, lost once it has expired', async () => {
     const timeout = () => Promise.reject(new Error('timeout'))
     const { turn } = allocation([timeout, timeout, timeout, timeout, timeout, timeout, timeout, timeout])

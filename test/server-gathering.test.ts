@@ -115,15 +115,58 @@ describe('an ICE agent with several STUN/TURN servers', () => {
     expect(candidates.filter((c) => c.type === 'relay')).toEqual([expect.objectContaining({ address: '127.0.0.1', relayProtocol: 'udp' })])
     expect(errors).toEqual([`TURN server turn:127.0.0.1:${dead.port}?transport=udp: no answer within 1 s; trying turn:127.0.0.1:${coturn.port}?transport=udp`])
   }, 30_000)
+
+  it('the TURN server restarts: the refresh goes unanswered, renewed credentials (of that server, by URL) are tried, the candidate is reported lost', async () => {
+    const secret = 'server-gathering-refresh-test'
+    // Allocations of 6 s, refreshed after 5 s (5/6 of the lifetime).
+    const extraConfig = ['max-allocate-lifetime=6']
+    const first = await startLoopbackCoturn(secret, { extraConfig })
+    const valid = () => turnRestCredentials(secret, 'test', Math.floor(Date.now() / 1000) + 600)
+    const original = valid()
+    const server = parseTurnServer(`turn:127.0.0.1:${first.port}?username=${encodeURIComponent(original.username)}&password=${encodeURIComponent(original.password)}`)
+    const asked: string[] = []
+    const renewed = turnRestCredentials(secret, 'renewed', Math.floor(Date.now() / 1000) + 900)
+    const agent = new IceAgent({
+      controlling: true,
+      local: generateCredentials(),
+      remote: generateCredentials(),
+      ice: { loopback: true, turnServers: [server], serverTimeoutMs: 2000 },
+      renewedTurnCredentials: (url) => (asked.push(url), renewed),
+    })
+    cleanups.push(() => agent.close())
+    const relays: CandidateInfo[] = []
+    agent.localCandidates.on((c) => c.type === 'relay' && relays.push(c))
+    const lost = new Promise<{ candidate: CandidateInfo; reason: string }>((resolve) => agent.relayLost.on(resolve))
+    await agent.gather()
+    expect(relays).toHaveLength(1)
+    // The TURN server restarts: its allocations are gone, so the next refresh is refused.
+    first.stop()
+    await startLoopbackCoturn(secret, { port: first.port, extraConfig })
+    const { candidate, reason } = await withDeadline(lost, 25_000, 'the relayed candidate reported lost')
+    expect(candidate).toEqual(relays[0])
+    expect(asked).toContain(server.url)
+    expect(new Set(asked)).toEqual(new Set([server.url]))
+    // werift drops the new server's unauthenticated error answers, so the refusal arrives as silence.
+    expect(reason).toMatch(/^the TURN server (refused to refresh the allocation \(4\d\d|did not answer refreshes before the allocation expired)/)
+    console.log(`[server-gathering] relayed candidate lost after the TURN server restarted: ${reason}`)
+  }, 45_000)
 })
 
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer))
+}
+
 /** Debian's turnserver on 127.0.0.1 (a port of its own), TURN REST credentials, killed by PID afterwards. */
-async function startLoopbackCoturn(secret: string): Promise<{ port: number }> {
+async function startLoopbackCoturn(secret: string, options: { port?: number; extraConfig?: string[] } = {}): Promise<{ port: number; stop: () => void }> {
   if (spawnSync('sh', ['-c', 'command -v turnserver']).status !== 0) throw new Error('missing turnserver (apt-get install coturn): .ci/run installs it')
-  const probe = createSocket('udp4')
-  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
-  const port = probe.address().port
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  let port = options.port ?? 0
+  if (!port) {
+    const probe = createSocket('udp4')
+    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
+    port = probe.address().port
+    await new Promise<void>((resolve) => probe.close(() => resolve()))
+  }
   const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-coturn-lo-'))
   const config = [
     'listening-ip=127.0.0.1',
@@ -142,13 +185,15 @@ async function startLoopbackCoturn(secret: string): Promise<{ port: number }> {
     `userdb=${join(dir, 'turndb')}`,
     `pidfile=${join(dir, 'turn.pid')}`,
     `log-file=${join(dir, 'turn.log')}`,
+    ...(options.extraConfig ?? []),
   ]
   writeFileSync(join(dir, 'turnserver.conf'), config.join('\n') + '\n')
   const child: ChildProcess = spawn('turnserver', ['-c', join(dir, 'turnserver.conf')], { stdio: 'ignore' })
-  cleanups.push(() => {
-    if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL')
+  const stop = () => {
+    if (child.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL')
     rmSync(dir, { recursive: true, force: true })
-  })
+  }
+  cleanups.push(stop)
   // Ready once it answers a STUN binding request (bounded: 100 tries, 100 ms apart).
   const socket = createSocket('udp4')
   cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())))
@@ -156,7 +201,7 @@ async function startLoopbackCoturn(secret: string): Promise<{ port: number }> {
   for (let i = 0; i < 100; i++) {
     socket.send(new Message(methods.BINDING, classes.REQUEST).addFingerprint().bytes, port, '127.0.0.1')
     const ready = await Promise.race([answered.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100))])
-    if (ready) return { port }
+    if (ready) return { port, stop }
     if (child.exitCode !== null) throw new Error(`turnserver exited with ${child.exitCode}`)
   }
   throw new Error('turnserver did not answer on 127.0.0.1 within 10 s')

@@ -98,32 +98,41 @@ async function requestRefresh(turn: Patched, exp: number): Promise<number> {
 
 async function refreshOnce(turn: Patched, exp: number): Promise<void> {
   if (turn[CLOSED]) return
+  let first: string | undefined
   try {
     return granted(turn, await requestRefresh(turn, exp))
   } catch (err) {
-    if (turn[CLOSED]) return
-    const refused = errorCode(err)
-    if (refused) {
-      const renewed = turn[HOOKS]?.renewedCredentials()
-      if (renewed && (renewed.username !== turn.username || renewed.password !== turn.password)) {
-        turn.username = renewed.username
-        turn.password = renewed.password
-        if (turn.realm !== undefined) turn.integrityKey = makeIntegrityKey(renewed.username, turn.realm, renewed.password)
-        try {
-          return granted(turn, await requestRefresh(turn, exp))
-        } catch (again) {
-          if (turn[CLOSED]) return
-          const second = errorCode(again)
-          return lost(turn, `the TURN server refused to refresh the allocation (${refused}; with renewed credentials: ${second ?? 'no answer'})`)
-        }
-      }
-      return lost(turn, `the TURN server refused to refresh the allocation (${refused})`)
-    }
-    // No answer: as werift, try again, but sooner, while the allocation may still be alive.
-    const left = (turn[EXPIRES_AT] ?? 0) - Date.now()
-    if (left <= 0) return lost(turn, 'the TURN server did not answer refreshes before the allocation expired')
-    schedule(turn, exp, Math.max(1000, left / 2))
+    first = errorCode(err)
   }
+  if (turn[CLOSED]) return
+  // werift drops error responses that carry no MESSAGE-INTEGRITY (a 401 for expired credentials does not),
+  // so a refusal often looks like silence: either way, renewed credentials get one try.
+  let second: string | undefined
+  const renewed = turn[HOOKS]?.renewedCredentials()
+  if (renewed && (renewed.username !== turn.username || renewed.password !== turn.password)) {
+    const before = { username: turn.username, password: turn.password, integrityKey: turn.integrityKey }
+    useCredentials(turn, renewed)
+    try {
+      return granted(turn, await requestRefresh(turn, exp))
+    } catch (again) {
+      if (turn[CLOSED]) return
+      // Keep what the allocation was made with: a server that was only unreachable still knows those.
+      Object.assign(turn, before)
+      second = errorCode(again) ?? 'no answer'
+    }
+  }
+  const tried = second ? `; with renewed credentials: ${second}` : ''
+  if (first) return lost(turn, `the TURN server refused to refresh the allocation (${first}${tried})`)
+  // No answer: as werift, try again, but sooner, while the allocation may still be alive.
+  const left = (turn[EXPIRES_AT] ?? 0) - Date.now()
+  if (left <= 0) return lost(turn, `the TURN server did not answer refreshes before the allocation expired${second ? ` (with renewed credentials: ${second})` : ''}`)
+  schedule(turn, exp, Math.max(1000, left / 2))
+}
+
+function useCredentials(turn: Patched, credentials: TurnCredentials): void {
+  turn.username = credentials.username
+  turn.password = credentials.password
+  if (turn.realm !== undefined) turn.integrityKey = makeIntegrityKey(credentials.username, turn.realm, credentials.password)
 }
 
 function lost(turn: Patched, reason: string): void {
