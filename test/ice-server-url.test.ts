@@ -12,7 +12,7 @@ describe('parseIceServerUrl', () => {
   it('reads every scheme with its default port, IPv6 in brackets, and both credential forms', () => {
     expect(parseIceServerUrl('stun:10.0.0.1')).toMatchObject({ scheme: 'stun', host: '10.0.0.1', port: 3478 })
     expect(parseIceServerUrl('stuns:stun.example.org')).toMatchObject({ scheme: 'stuns', host: 'stun.example.org', port: 5349 })
-    expect(parseIceServerUrl('turns:[fd00::1]')).toMatchObject({ scheme: 'turns', host: 'fd00::1', port: 5349, transport: 'udp' })
+    expect(parseIceServerUrl('turns:[fd00::1]')).toMatchObject({ scheme: 'turns', host: 'fd00::1', port: 5349, transport: 'tcp' })
     expect(parseIceServerUrl('turn:10.0.0.1:3479?transport=tcp&username=u%3Ax&password=p%2B%3D')).toMatchObject({
       scheme: 'turn',
       port: 3479,
@@ -51,13 +51,13 @@ describe('parseIceServerUrl', () => {
 describe("a session's STUN/TURN servers", () => {
   it('--stun: stun: only, no parameters; stuns: is refused with the reason', () => {
     expect(parseStunServer('stun:[::1]:19302')).toEqual({ url: 'stun:[::1]:19302', host: '::1', port: 19302 })
-    expect(() => parseStunServer('stuns:10.0.0.1')).toThrow(/stuns: \(STUN over TLS\) is not supported \(werift-ice.*no TLS client.*\); use stun:/)
+    expect(() => parseStunServer('stuns:10.0.0.1')).toThrow(/stuns: \(STUN over TLS\) is not supported \(a mapping learnt over TLS is a TCP one, useless for our UDP candidates\); use stun:/)
     expect(() => parseStunServer('turn:10.0.0.1')).toThrow(/not a STUN URL.*--turn/)
     expect(() => parseStunServer('stun:10.0.0.1?usename=x')).toThrow(/unknown parameter usename=/)
     expect(() => parseStunServer('stun:u:p@10.0.0.1')).toThrow(/takes no credentials/)
   })
 
-  it('--turn: credentials required; turns: is refused with the reason; unknown parameters are named', () => {
+  it('--turn: credentials required; turns: is TLS (not over udp); unknown parameters are named', () => {
     expect(parseTurnServer('turn:u:p@10.0.0.1?transport=tcp')).toEqual({
       url: 'turn:10.0.0.1:3478?transport=tcp',
       host: '10.0.0.1',
@@ -66,7 +66,15 @@ describe("a session's STUN/TURN servers", () => {
       username: 'u',
       password: 'p',
     })
-    expect(() => parseTurnServer('turns:10.0.0.1?username=u&password=p')).toThrow(/turns: \(TURN over TLS\) is not supported .*; use turn:HOST:PORT\?transport=tcp/)
+    expect(parseTurnServer('turns:turn.example.net?username=u&password=p')).toEqual({
+      url: 'turns:turn.example.net:5349?transport=tcp',
+      host: 'turn.example.net',
+      port: 5349,
+      transport: 'tls',
+      username: 'u',
+      password: 'p',
+    })
+    expect(() => parseTurnServer('turns:10.0.0.1?transport=udp&username=u&password=p')).toThrow(/turns: with transport=udp \(TURN over DTLS\) is not supported/)
     expect(() => parseTurnServer('turn:10.0.0.1?username=u&pasword=p')).toThrow(/unknown parameter pasword= \(expected transport=, username=, password=\)/)
     expect(() => parseTurnServer('turn:10.0.0.1')).toThrow(/has no credentials/)
   })

@@ -1,5 +1,5 @@
-// `session`'s STUN/TURN input at the edge (issue 13 item 3, issue 9 item 3): a bad --stun/--turn or a
-// turns:/stuns: URL ends the command with exit 2 and one line before anything is published; and the relay
+// `session`'s STUN/TURN input at the edge (issue 13 item 3, issue 9 item 3): a bad --stun/--turn, stuns: or
+// turns: over udp ends the command with exit 2 and one line before anything is published; and the relay
 // fetch reads the -b URL with the backend's own rules, so ?insecure=1 is plain text for GetRelays too.
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,7 +33,7 @@ describe('session: STUN/TURN URLs are checked before anything starts', () => {
   const bad: [string[], RegExp][] = [
     [['--stun', 'stun:bad host'], /^--stun: "stun:bad host": "bad host" is not a host name or IP address$/],
     [['--stun', 'stuns:10.0.0.1'], /^--stun: STUN server "stuns:10\.0\.0\.1": stuns: \(STUN over TLS\) is not supported/],
-    [['--turn', 'turns:10.0.0.1?username=u&password=p'], /^--turn: TURN server "turns:.*": turns: \(TURN over TLS\) is not supported/],
+    [['--turn', 'turns:10.0.0.1?transport=udp&username=u&password=p'], /^--turn: TURN server "turns:.*": turns: with transport=udp \(TURN over DTLS\) is not supported/],
     [['--turn', 'turn:10.0.0.1?username=u&pasword=p'], /^--turn: .*unknown parameter pasword=/],
   ]
 

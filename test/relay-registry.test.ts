@@ -116,8 +116,10 @@ describe('relay URLs', () => {
         password: 'pw',
         expires: new Date(1700003600_000),
       },
+      // turns: is TURN over TLS (to port 5349 by default); a TURN server without credentials cannot be used.
+      { url: 'turns:10.0.0.3:5349?transport=tcp', host: '10.0.0.3', port: 5349, transport: 'tls', username: 'u', password: 'p' },
     ])
-    expect(servers.skipped).toHaveLength(2)
+    expect(servers.skipped).toEqual(['turn:10.0.0.2:3478: no credentials'])
   })
 })
 

@@ -3,7 +3,8 @@
 // whose first TURN server is not there, next to working ones (a STUN stand-in; coturn on 127.0.0.1).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket, type Socket } from 'node:dgram'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -116,6 +117,24 @@ describe('an ICE agent with several STUN/TURN servers', () => {
     expect(errors).toEqual([`TURN server turn:127.0.0.1:${dead.port}?transport=udp: no answer within 1 s; trying turn:127.0.0.1:${coturn.port}?transport=udp`])
   }, 30_000)
 
+  it('turns: a relayed candidate over TLS (coturn on 127.0.0.1, our own CA); a certificate we do not trust is a failure', async () => {
+    const secret = 'server-gathering-tls-test'
+    const tls = selfSignedCertificate()
+    const coturn = await startLoopbackCoturn(secret, { tls })
+    const { username, password } = turnRestCredentials(secret, 'test', Math.floor(Date.now() / 1000) + 600)
+    const server = parseTurnServer(`turns:127.0.0.1:${coturn.tlsPort}?username=${encodeURIComponent(username)}&password=${encodeURIComponent(password)}`)
+    expect(server.transport).toBe('tls')
+    const trusted = agentWith({ turnServers: [server], tlsCa: readFileSync(tls.cert), serverTimeoutMs: 3000 })
+    await trusted.agent.gather()
+    expect(trusted.candidates.filter((c) => c.type === 'relay')).toEqual([expect.objectContaining({ address: '127.0.0.1', relayProtocol: 'tls' })])
+    expect(trusted.errors).toEqual([])
+    // Without our CA the system roots do not know the certificate: no relay, and the reason is told.
+    const untrusted = agentWith({ turnServers: [server], serverTimeoutMs: 3000 })
+    await untrusted.agent.gather()
+    expect(untrusted.candidates.filter((c) => c.type === 'relay')).toEqual([])
+    expect(untrusted.errors).toEqual([expect.stringMatching(new RegExp(`^TURN server turns:127\\.0\\.0\\.1:${coturn.tlsPort}\\?transport=tcp: .*(certificate|self.signed)`, 'i'))])
+  }, 30_000)
+
   it('the TURN server restarts: the refresh goes unanswered, renewed credentials (of that server, by URL) are tried, the candidate is reported lost', async () => {
     const secret = 'server-gathering-refresh-test'
     // Allocations of 6 s, refreshed after 5 s (5/6 of the lifetime).
@@ -152,21 +171,43 @@ describe('an ICE agent with several STUN/TURN servers', () => {
   }, 45_000)
 })
 
+async function freePort(): Promise<number> {
+  const probe = createSocket('udp4')
+  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
+  const port = probe.address().port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
+}
+
+async function freeTcpPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** A self-signed certificate for 127.0.0.1 (the test's own CA), made with openssl. */
+function selfSignedCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-turns-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' })
+  if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`)
+  return { cert, key }
+}
+
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer))
 }
 
 /** Debian's turnserver on 127.0.0.1 (a port of its own), TURN REST credentials, killed by PID afterwards. */
-async function startLoopbackCoturn(secret: string, options: { port?: number; extraConfig?: string[] } = {}): Promise<{ port: number; stop: () => void }> {
+async function startLoopbackCoturn(secret: string, options: { port?: number; extraConfig?: string[]; tls?: { cert: string; key: string } } = {}): Promise<{ port: number; tlsPort: number; stop: () => void }> {
   if (spawnSync('sh', ['-c', 'command -v turnserver']).status !== 0) throw new Error('missing turnserver (apt-get install coturn): .ci/run installs it')
-  let port = options.port ?? 0
-  if (!port) {
-    const probe = createSocket('udp4')
-    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
-    port = probe.address().port
-    await new Promise<void>((resolve) => probe.close(() => resolve()))
-  }
+  const port = options.port ?? (await freePort())
+  const tlsPort = options.tls ? await freeTcpPort() : 0
   const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-coturn-lo-'))
   const config = [
     'listening-ip=127.0.0.1',
@@ -178,10 +219,9 @@ async function startLoopbackCoturn(secret: string, options: { port?: number; ext
     `static-auth-secret=${secret}`,
     'realm=cunicu-ts.test',
     'allow-loopback-peers',
-    'no-tls',
+    ...(options.tls ? [`tls-listening-port=${tlsPort}`, `cert=${options.tls.cert}`, `pkey=${options.tls.key}`] : ['no-tls', 'no-tcp']),
     'no-dtls',
     'no-cli',
-    'no-tcp',
     `userdb=${join(dir, 'turndb')}`,
     `pidfile=${join(dir, 'turn.pid')}`,
     `log-file=${join(dir, 'turn.log')}`,
@@ -201,7 +241,7 @@ async function startLoopbackCoturn(secret: string, options: { port?: number; ext
   for (let i = 0; i < 100; i++) {
     socket.send(new Message(methods.BINDING, classes.REQUEST).addFingerprint().bytes, port, '127.0.0.1')
     const ready = await Promise.race([answered.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100))])
-    if (ready) return { port, stop }
+    if (ready) return { port, tlsPort, stop }
     if (child.exitCode !== null) throw new Error(`turnserver exited with ${child.exitCode}`)
   }
   throw new Error('turnserver did not answer on 127.0.0.1 within 10 s')

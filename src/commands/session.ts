@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
@@ -30,7 +31,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     ...backendFlags,
     stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable, tried in order until one answers. stuns: is refused. Default: none.', multiple: true, multipleNonGreedy: true }),
     turn: Flags.string({
-      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P[&transport=tcp] (or turn:U:P@HOST:PORT); repeatable, tried in order until one allocates. turns: is refused.',
+      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P[&transport=tcp] (or turn:U:P@HOST:PORT, or turns:HOST:PORT for TLS); repeatable, tried in order until one allocates.',
       multiple: true,
       multipleNonGreedy: true,
     }),
@@ -57,6 +58,8 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
     const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
     const stunServers = (flags.stun ?? []).map((url) => this.orUsage(() => parseStunServer(url), '--stun'))
     const turnServers = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnServer(url), '--turn'))
+    const caFile = flags['ca-file']
+    const tlsCa = caFile ? this.orUsage(() => readFileSync(caFile), '--ca-file') : undefined
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
@@ -85,7 +88,7 @@ Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout
       backend: client.backend,
       ours: client.key,
       theirs: peer,
-      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback },
+      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback, ...(tlsCa ? { tlsCa } : {}) },
       iceServers,
       // Time-limited TURN credentials are fetched again before they expire (long-lived --forward sessions).
       renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),

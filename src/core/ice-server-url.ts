@@ -14,7 +14,7 @@ export interface IceServerUrl {
   /** Hostname or IP literal, without IPv6 brackets. */
   host: string
   port: number
-  /** TURN only: the transport to the TURN server (?transport=); default udp. */
+  /** TURN only: the transport to the TURN server (?transport=); default udp for turn:, tcp for turns:. */
   transport?: 'udp' | 'tcp'
   /** Credentials written as `turn:USER:PASS@HOST` (cunīcu's form) or `?username=U&password=P`. */
   username?: string
@@ -43,7 +43,8 @@ export function parseIceServerUrl(text: string): IceServerUrl {
   const query = parseQuery(match[5] ?? '', text)
   const url: IceServerUrl = { scheme, host, port, query }
   if (scheme === 'turn' || scheme === 'turns') {
-    const transport = query.get('transport') ?? 'udp'
+    // RFC 7065: turns: defaults to TCP (TLS), turn: to UDP.
+    const transport = query.get('transport') ?? (scheme === 'turns' ? 'tcp' : 'udp')
     if (transport !== 'udp' && transport !== 'tcp') throw new IceServerUrlError(`"${text}": transport=${transport} is not udp or tcp`)
     url.transport = transport
   } else if (query.has('transport')) {

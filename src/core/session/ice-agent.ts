@@ -117,6 +117,7 @@ export class IceAgent {
     this.#gathering = true
     const options = {
       ...(this.#ice?.serverTimeoutMs ? { timeoutMs: this.#ice.serverTimeoutMs } : {}),
+      ...(this.#ice?.tlsCa ? { tlsCa: this.#ice.tlsCa } : {}),
       onFailure: (message: string) => !this.#closed && this.serverErrors.emit(message),
       cancelled: () => this.#closed,
     }

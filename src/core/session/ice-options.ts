@@ -15,6 +15,8 @@ export interface IceOptions {
   loopback?: boolean
   /** TURN servers for relayed candidates (`--turn`, the server's relay registry), tried in order until one allocates. */
   turnServers?: TurnServer[]
+  /** PEM CA certificates to trust for turns: servers instead of the system roots (--ca-file). */
+  tlsCa?: Buffer
   /** How long one STUN/TURN server may take before the next is tried (server-gathering.ts). Default 5000. */
   serverTimeoutMs?: number
   /** Per connect attempt, milliseconds. Default 15000. */

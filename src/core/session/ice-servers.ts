@@ -1,7 +1,8 @@
 // The STUN/TURN servers a session's ICE agent may use, as typed values: from --stun/--turn (parsed once, at
 // the command) and from the relays a signaling server hands out (GetRelays). URLs are read by the one
-// parser in ../ice-server-url.ts; this file decides what a session can use: werift-ice 0.2.3 speaks STUN
-// and TURN over UDP or TCP, not over TLS, so stuns:/turns: are refused with that reason.
+// parser in ../ice-server-url.ts; this file decides what a session can use: TURN over UDP, TCP and TLS
+// (turns:, werift-ice's TLS transport), STUN over UDP. stuns: is refused: a mapping learnt over TLS is a
+// TCP mapping, which says nothing about the UDP sockets our candidates are.
 import type { RelayInfo } from '../../gen/signaling/relay.js'
 import { assertOnlyParams, formatIceServerUrl, IceServerUrlError, parseIceServerUrl, type IceServerUrl } from '../ice-server-url.js'
 
@@ -21,7 +22,8 @@ export interface TurnServer {
   url: string
   host: string
   port: number
-  transport: 'udp' | 'tcp'
+  /** To the TURN server: turn: is UDP or TCP (?transport=), turns: is TLS over TCP. */
+  transport: 'udp' | 'tcp' | 'tls'
   username: string
   password: string
   /** Time-limited credentials (TURN REST): when they stop working. */
@@ -34,12 +36,12 @@ export interface IceServers {
   turnServers: TurnServer[]
 }
 
-const NO_TLS = 'werift-ice, our ICE agent, has no TLS client for STUN/TURN'
+const STUNS = 'a mapping learnt over TLS is a TCP one, useless for our UDP candidates'
 
 /** `--stun` values: "stun:HOST[:PORT]". Throws IceServerUrlError with the reason. */
 export function parseStunServer(text: string): StunServer {
   const url = parseIceServerUrl(text)
-  if (url.scheme === 'stuns') throw new IceServerUrlError(`STUN server "${text}": stuns: (STUN over TLS) is not supported (${NO_TLS}); use stun:`)
+  if (url.scheme === 'stuns') throw new IceServerUrlError(`STUN server "${text}": stuns: (STUN over TLS) is not supported (${STUNS}); use stun:`)
   if (url.scheme !== 'stun') throw new IceServerUrlError(`"${text}" is not a STUN URL: expected stun:HOST:PORT (TURN servers go to --turn)`)
   assertOnlyParams(url, [], text)
   if (url.username !== undefined) throw new IceServerUrlError(`STUN server "${text}": a STUN server takes no credentials`)
@@ -49,15 +51,20 @@ export function parseStunServer(text: string): StunServer {
 /** `--turn` values: TURN URLs that carry their credentials. Throws IceServerUrlError with the reason. */
 export function parseTurnServer(text: string): TurnServer {
   const url = parseIceServerUrl(text)
-  if (url.scheme === 'turns') {
-    throw new IceServerUrlError(`TURN server "${text}": turns: (TURN over TLS) is not supported (${NO_TLS}); use turn:HOST:PORT?transport=tcp or udp`)
-  }
-  if (url.scheme !== 'turn') throw new IceServerUrlError(`"${text}" is not a TURN URL: expected turn:HOST:PORT?username=U&password=P`)
+  if (url.scheme !== 'turn' && url.scheme !== 'turns') throw new IceServerUrlError(`"${text}" is not a TURN URL: expected turn:HOST:PORT?username=U&password=P`)
   assertOnlyParams(url, ['transport', 'username', 'password'], text)
+  const unusable = whyUnusable(url)
+  if (unusable) throw new IceServerUrlError(`TURN server "${text}": ${unusable}`)
   if (!url.username || url.password === undefined) {
     throw new IceServerUrlError(`TURN server "${text}" has no credentials: add ?username=U&password=P (or use the server's relay registry)`)
   }
   return turnServerFrom(url, url.username, url.password)
+}
+
+/** turns: runs over TCP; turns:…?transport=udp would be DTLS, which werift-ice has no client for. */
+function whyUnusable(url: IceServerUrl): string | undefined {
+  if (url.scheme === 'turns' && url.query.get('transport') === 'udp') return 'turns: with transport=udp (TURN over DTLS) is not supported; use turns:HOST:PORT (TLS over TCP)'
+  return undefined
 }
 
 function stunServerFrom(url: IceServerUrl): StunServer {
@@ -65,13 +72,16 @@ function stunServerFrom(url: IceServerUrl): StunServer {
 }
 
 function turnServerFrom(url: IceServerUrl, username: string, password: string): TurnServer {
+  if (url.scheme === 'turns') {
+    return { url: formatIceServerUrl({ scheme: 'turns', host: url.host, port: url.port, transport: 'tcp' }), host: url.host, port: url.port, transport: 'tls', username, password }
+  }
   const transport = url.transport ?? 'udp'
   return { url: formatIceServerUrl({ scheme: 'turn', host: url.host, port: url.port, transport }), host: url.host, port: url.port, transport, username, password }
 }
 
 /**
- * What a GetRelays answer means for our agent: stun: URLs become STUN servers, turn: URLs with credentials
- * TURN servers; the rest (turns:, stuns:, TURN without credentials, unreadable URLs) is skipped with a reason.
+ * What a GetRelays answer means for our agent: stun: URLs become STUN servers, turn:/turns: URLs with
+ * credentials TURN servers; the rest (stuns:, TURN without credentials, unreadable URLs) is skipped with a reason.
  */
 export function iceServersFromRelays(relays: readonly RelayInfo[]): IceServers & { skipped: string[] } {
   const out: IceServers & { skipped: string[] } = { stunServers: [], turnServers: [], skipped: [] }
@@ -85,12 +95,13 @@ export function iceServersFromRelays(relays: readonly RelayInfo[]): IceServers &
     }
     if (url.scheme === 'stun') {
       out.stunServers.push(stunServerFrom(url))
-    } else if (url.scheme === 'turn' && relay.username !== '' && relay.password !== '') {
+    } else if ((url.scheme === 'turn' || url.scheme === 'turns') && relay.username !== '' && relay.password !== '' && !whyUnusable(url)) {
       const server = turnServerFrom(url, relay.username, relay.password)
       if (relay.expires && relay.expires.seconds > 0) server.expires = new Date(relay.expires.seconds * 1000 + Math.floor(relay.expires.nanos / 1e6))
       out.turnServers.push(server)
     } else {
-      out.skipped.push(`${relay.url}: ${url.scheme === 'turn' ? 'no credentials' : `${url.scheme}: is not supported (${NO_TLS})`}`)
+      const why = url.scheme === 'stuns' ? `stuns: is not supported (${STUNS})` : (whyUnusable(url) ?? 'no credentials')
+      out.skipped.push(`${relay.url}: ${why}`)
     }
   }
   return out

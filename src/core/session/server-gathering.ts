@@ -3,7 +3,7 @@
 // when that one is down, a session would have no srflx/relay candidate although the next server is fine.
 // So werift gathers host candidates only, and this asks the servers with werift's own requests
 // (serverReflexiveCandidate, createStunOverTurnClient) and adds the candidates as werift itself would.
-import { isIPv4 } from 'node:net'
+import { isIP, isIPv4 } from 'node:net'
 import {
   Candidate,
   candidateFoundation,
@@ -79,6 +79,8 @@ interface ConnectionInternals {
 
 export interface ServerGatheringOptions {
   timeoutMs?: number
+  /** CA certificates for turns: servers instead of the system roots. */
+  tlsCa?: Buffer
   /** A server failed; `next` is the one tried now (undefined: none left). */
   onFailure?: (message: string) => void
   cancelled?: () => boolean
@@ -112,7 +114,7 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   if (servers.length === 0) return
   const internals = connection as unknown as ConnectionInternals
   const attempts: Promise<StunOverTurnProtocol>[] = []
-  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server)), attempts.at(-1)!), {
+  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options.tlsCa)), attempts.at(-1)!), {
     timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
     ...(options.cancelled ? { cancelled: options.cancelled } : {}),
     onFailure: ({ server, reason }, next) => options.onFailure?.(`TURN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
@@ -149,11 +151,13 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
 }
 
 /** An allocation on one server; one that completes after its timeout is released, not leaked. */
-function allocate(internals: ConnectionInternals, server: TurnServer): Promise<StunOverTurnProtocol> {
+function allocate(internals: ConnectionInternals, server: TurnServer, tlsCa: Buffer | undefined): Promise<StunOverTurnProtocol> {
   const pending = createStunOverTurnClient(
     { address: [server.host, server.port], username: server.username, password: server.password },
     {
       transport: server.transport,
+      // turns: checks the server's certificate against its host name (or IP), with the system roots or tlsCa.
+      ...(server.transport === 'tls' ? { tlsOptions: { ...(isIP(server.host) ? {} : { servername: server.host }), ...(tlsCa ? { ca: tlsCa } : {}) } } : {}),
       ...(internals.options.portRange ? { portRange: internals.options.portRange } : {}),
       ...(internals.options.interfaceAddresses ? { interfaceAddresses: internals.options.interfaceAddresses as never } : {}),
     },
