@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
 import { parseDuration, parseRelayConfig, RelayRegistry, relayInfoFor, turnRestCredentials } from '../src/core/server/relay-registry.js'
 import { SignalingServer } from '../src/core/server/signaling-server.js'
-import { fetchRelays, iceServersFromRelays, parseIceUrl, parseTurnUrl } from '../src/core/session/relays.js'
+import { parseIceServerUrl } from '../src/core/ice-server-url.js'
+import { iceServersFromRelays, parseTurnServer } from '../src/core/session/ice-servers.js'
+import { fetchRelays } from '../src/core/session/relays.js'
 import { RelayRegistryClient, type GetRelaysResp } from '../src/gen/signaling/relay.js'
 import { killAll, runCli } from './helpers/cli.js'
 import { listServices } from './helpers/reflection.js'
@@ -86,7 +88,7 @@ describe('relay URLs', () => {
   })
 
   it('session side: --turn needs credentials; IPv6 hosts; what GetRelays answers becomes STUN and TURN servers', () => {
-    expect(parseTurnUrl('turn:10.0.0.1:3478?username=u&password=p')).toEqual({
+    expect(parseTurnServer('turn:10.0.0.1:3478?username=u&password=p')).toEqual({
       url: 'turn:10.0.0.1:3478?transport=udp',
       host: '10.0.0.1',
       port: 3478,
@@ -94,16 +96,16 @@ describe('relay URLs', () => {
       username: 'u',
       password: 'p',
     })
-    expect(() => parseTurnUrl('turn:10.0.0.1')).toThrow(/no credentials/)
-    expect(() => parseTurnUrl('stun:10.0.0.1')).toThrow(/not a TURN URL/)
-    expect(parseIceUrl('stun:[fd00::1]:3479')).toMatchObject({ scheme: 'stun', host: 'fd00::1', port: 3479 })
+    expect(() => parseTurnServer('turn:10.0.0.1')).toThrow(/no credentials/)
+    expect(() => parseTurnServer('stun:10.0.0.1')).toThrow(/not a TURN URL/)
+    expect(parseIceServerUrl('stun:[fd00::1]:3479')).toMatchObject({ scheme: 'stun', host: 'fd00::1', port: 3479 })
     const servers = iceServersFromRelays([
       { url: 'stun:10.0.0.1:3478', username: '', password: '', expires: undefined },
       { url: 'turn:10.0.0.1:3478?transport=udp', username: '1700003600:k', password: 'pw', expires: { seconds: 1700003600, nanos: 0 } },
       { url: 'turn:10.0.0.2:3478', username: '', password: '', expires: undefined },
       { url: 'turns:10.0.0.3', username: 'u', password: 'p', expires: undefined },
     ])
-    expect(servers.stunUrls).toEqual(['stun:10.0.0.1:3478'])
+    expect(servers.stunServers).toEqual([{ url: 'stun:10.0.0.1:3478', host: '10.0.0.1', port: 3478 }])
     expect(servers.turnServers).toEqual([
       {
         url: 'turn:10.0.0.1:3478?transport=udp',
@@ -114,8 +116,10 @@ describe('relay URLs', () => {
         password: 'pw',
         expires: new Date(1700003600_000),
       },
+      // turns: is TURN over TLS (to port 5349 by default); a TURN server without credentials cannot be used.
+      { url: 'turns:10.0.0.3:5349?transport=tcp', host: '10.0.0.3', port: 5349, transport: 'tls', username: 'u', password: 'p' },
     ])
-    expect(servers.skipped).toHaveLength(2)
+    expect(servers.skipped).toEqual(['turn:10.0.0.2:3478: no credentials'])
   })
 })
 

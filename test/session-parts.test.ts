@@ -22,7 +22,8 @@ import {
 } from '../src/core/session/candidate-mapping.js'
 import { CREDENTIAL_ALPHABET, generateCredentials, randomLetters } from '../src/core/session/credentials.js'
 import type { CandidateInfo } from '../src/core/session/events.js'
-import { IceOptionsError, parseStunUrl, resolveInterfaceAddresses, weriftOptions } from '../src/core/session/ice-options.js'
+import { resolveInterfaceAddresses, weriftOptions } from '../src/core/session/ice-options.js'
+import { IceServerUrlError, parseStunServer } from '../src/core/session/ice-servers.js'
 import { goodbyeId, openProbe, PathProbe, PROBE_LENGTH, sealProbe, type ProbePacket } from '../src/core/session/path-probe.js'
 import { Session } from '../src/core/session/session.js'
 import { InprocessBackend } from '../src/core/backends/inprocess.js'
@@ -400,11 +401,11 @@ describe('path probe sealing', () => {
 
 describe('ICE options', () => {
   it('parses STUN URLs', () => {
-    expect(parseStunUrl('stun:127.0.0.1:3478')).toEqual(['127.0.0.1', 3478])
-    expect(parseStunUrl('stun:stun.example.org')).toEqual(['stun.example.org', 3478])
-    expect(parseStunUrl('stun:[::1]:19302')).toEqual(['::1', 19302])
-    expect(() => parseStunUrl('http://x')).toThrow(IceOptionsError)
-    expect(() => parseStunUrl('stun:host:99999')).toThrow(/out of range/)
+    expect(parseStunServer('stun:127.0.0.1:3478')).toEqual({ url: 'stun:127.0.0.1:3478', host: '127.0.0.1', port: 3478 })
+    expect(parseStunServer('stun:stun.example.org')).toMatchObject({ host: 'stun.example.org', port: 3478 })
+    expect(parseStunServer('stun:[::1]:19302')).toEqual({ url: 'stun:[::1]:19302', host: '::1', port: 19302 })
+    expect(() => parseStunServer('http://x')).toThrow(IceServerUrlError)
+    expect(() => parseStunServer('stun:host:99999')).toThrow(/out of range/)
   })
 
   it('builds loopback-only and interface options', () => {

@@ -21,7 +21,7 @@ export const backendFlags = {
     multiple: true,
     multipleNonGreedy: true, // `-b URL PEER_PK` must leave PEER_PK to the argument
   }),
-  'ca-file': Flags.string({ summary: 'PEM file of CA certificates to trust for grpc:// TLS instead of the system roots.' }),
+  'ca-file': Flags.string({ summary: 'PEM file of CA certificates to trust for grpc:// TLS (and session\'s turns: servers) instead of the system roots.' }),
   'publish-timeout': Flags.integer({ summary: 'Seconds a publish may take before it fails.', default: 10, min: 1 }),
 }
 

@@ -1,5 +1,6 @@
 // `session --wg IFACE [PEER_PK]`: the CLI side of the WireGuard runner (src/core/wireguard). It turns flags
 // into typed options, maps setup failures to exit codes, and picks the renderer; the work is in core.
+import { readFileSync } from 'node:fs'
 import { openBackend, BackendError, type Backend } from '../core/backend.js'
 import { PrivateKey, PublicKey } from '../core/keys.js'
 import type { WireguardEvent } from '../core/wireguard/events.js'
@@ -40,6 +41,12 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
   }
   const peer = peerArg === undefined ? undefined : usage(() => PublicKey.parse(peerArg, 'PEER_PK'), 'PEER_PK')
   const allowedIps = flags['allowed-ips']?.split(',').map((s) => s.trim()).filter(Boolean)
+  // Every STUN/TURN URL is read here, before the interface or the backend is touched (exit 2 with the reason).
+  const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
+  const stunServers = (flags.stun ?? []).map((url) => usage(() => parseStunServer(url), '--stun'))
+  const turnServers = (flags.turn ?? []).map((url) => usage(() => parseTurnServer(url), '--turn'))
+  const caFile = flags['ca-file']
+  const tlsCa = caFile ? usage(() => readFileSync(caFile), '--ca-file') : undefined
   const iface = flags.wg
   const [{ WgTool, WgError }, { interfaceKey, interfacesExcept, planWireguard, WireguardSetupError }, { WireguardMesh }] = await Promise.all([
     import('../core/wireguard/wg-tool.js'),
@@ -93,22 +100,27 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
     shutdown.dispose()
     return io.fail((err as Error).message, err instanceof BackendError ? ExitCode.Usage : ExitCode.Backend)
   }
-  const { parseTurnUrl, resolveIceServers } = await import('../core/session/relays.js')
-  const turnServers = (flags.turn ?? []).map((url) => usage(() => parseTurnUrl(url), '--turn'))
-  const iceServers = await resolveIceServers({
-    ...(flags.stun ? { stunUrls: flags.stun } : {}),
+  const { resolveIceServers } = await import('../core/session/relays.js')
+  const relayOptions = {
+    stunServers,
     turnServers,
     backendUrls: flags['server-relays'] ? urls : [],
     publicKey: ours.publicKey.bytes,
-    ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-  })
+    ...(caFile ? { caFile } : {}),
+  }
+  const iceServers = await resolveIceServers({ ...relayOptions, signal: shutdown.signal })
   const mesh = new WireguardMesh({
     tool,
     plan,
     backend,
     ours,
     single: peer !== undefined,
-    session: { ice: { ...(interfaces ? { interfaces } : {}), loopback: flags.loopback }, iceServers },
+    session: {
+      ice: { ...(interfaces ? { interfaces } : {}), loopback: flags.loopback, ...(tlsCa ? { tlsCa } : {}) },
+      iceServers,
+      // Time-limited TURN credentials are fetched again before they expire (sessions that run for days).
+      renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),
+    },
     signal: shutdown.signal,
   })
   const unmount = io.ndjson

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
@@ -19,6 +20,7 @@ Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopp
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --interface eth0 --stun stun:stun.example.net:3478', description: 'Host candidates from eth0 plus a server-reflexive one' },
+    { command: '<%= config.bin %> session -k a.key "$PEER_B" --stun stun:stun1.example.net --stun stun:stun2.example.net:3479', description: 'Two STUN servers: the second is asked only if the first does not answer' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --forward 127.0.0.1:51821', description: 'Carry a local UDP app (e.g. WireGuard with endpoint 127.0.0.1:51821) to the peer, raw, as cunīcu does' },
     { command: '<%= config.bin %> session --wg wg0 "$PEER_B"', description: "Carry WireGuard interface wg0's peer B through NATs (wg0's key signs; run as root)" },
     { command: '<%= config.bin %> session --wg wg0', description: 'One session for every peer of wg0, shown as a table (like the cunīcu daemon)' },
@@ -31,9 +33,9 @@ Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopp
   static override flags = {
     ...keyFlags,
     ...backendFlags,
-    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable. Default: none.', multiple: true, multipleNonGreedy: true }),
+    stun: Flags.string({ summary: 'STUN server URL (stun:HOST:PORT) for server-reflexive candidates; repeatable, tried in order until one answers. stuns: is refused. Default: none.', multiple: true, multipleNonGreedy: true }),
     turn: Flags.string({
-      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P (or turn:U:P@HOST:PORT); repeatable.',
+      summary: 'TURN server for relayed candidates, turn:HOST:PORT?username=U&password=P[&transport=tcp] (or turn:U:P@HOST:PORT, or turns:HOST:PORT for TLS); repeatable, tried in order until one allocates.',
       multiple: true,
       multipleNonGreedy: true,
     }),
@@ -76,6 +78,12 @@ Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopp
     }
     if (args.peer === undefined) this.fail('PEER_PK is missing: give the peer\'s public key (or --wg IFACE to carry every peer of a WireGuard interface)', ExitCode.Usage)
     const peer = this.orUsage(() => PublicKey.parse(args.peer!, 'PEER_PK'))
+    // Every STUN/TURN URL is read here, before anything starts or is published (exit 2 with the reason).
+    const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
+    const stunServers = (flags.stun ?? []).map((url) => this.orUsage(() => parseStunServer(url), '--stun'))
+    const turnServers = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnServer(url), '--turn'))
+    const caFile = flags['ca-file']
+    const tlsCa = caFile ? this.orUsage(() => readFileSync(caFile), '--ca-file') : undefined
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
@@ -91,21 +99,23 @@ Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopp
         return this.fail((err as Error).message, ExitCode.Usage)
       })
     }
-    const { parseTurnUrl, resolveIceServers } = await import('../core/session/relays.js')
-    const turnFlags = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnUrl(url), '--turn'))
-    const iceServers = await resolveIceServers({
-      ...(flags.stun ? { stunUrls: flags.stun } : {}),
-      turnServers: turnFlags,
+    const { resolveIceServers } = await import('../core/session/relays.js')
+    const relayOptions = {
+      stunServers,
+      turnServers,
       backendUrls: flags['server-relays'] ? backendUrls(flags.backend) : [],
       publicKey: client.key.publicKey.bytes,
       ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-    })
+    }
+    const iceServers = await resolveIceServers({ ...relayOptions, signal: shutdown.signal })
     const session = new Session({
       backend: client.backend,
       ours: client.key,
       theirs: peer,
-      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback },
+      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback, ...(tlsCa ? { tlsCa } : {}) },
       iceServers,
+      // Time-limited TURN credentials are fetched again before they expire (long-lived --forward sessions).
+      renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),
       signal: shutdown.signal,
       ...(forwarder ? { forwarder } : {}),
     })

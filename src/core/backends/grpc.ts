@@ -1,12 +1,9 @@
 // grpc://HOST:PORT (WIRE.md §6): one channel per backend, one Subscribe stream per key of ours. Unlike
 // cunīcu's client, a stream that breaks after it was live is re-opened with capped, jittered back-off,
 // and every publish has a deadline, so a lost server never makes a caller wait forever.
-import { readFileSync } from 'node:fs'
 import {
-  credentials as grpcCredentials,
   Metadata,
   status as grpcStatus,
-  type ChannelCredentials,
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js'
@@ -15,6 +12,7 @@ import { AUTH_METADATA_KEY, authKeyFromTag, sealSubscribeProof } from '../auth-p
 import { BackendError, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
 import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
+import { grpcChannelCredentials, parseGrpcTarget, type GrpcTls } from './grpc-target.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000
@@ -43,7 +41,7 @@ export class GrpcBackend extends EnvelopeBackend {
   readonly #client: SignalingClient
   readonly #connectTimeoutMs: number
   readonly #publishTimeoutMs: number
-  readonly #tls: 'insecure' | 'verify' | 'skip-verify'
+  readonly #tls: GrpcTls
   readonly #streams = new Map<string, StreamState>()
   /** The key subscribe proofs are sealed to (`signal --require-auth`); undefined until known. */
   #authKey: PublicKey | undefined
@@ -55,14 +53,12 @@ export class GrpcBackend extends EnvelopeBackend {
 
   constructor(url: URL, options: BackendOptions = {}) {
     super(String(url))
-    if (!url.host) throw new BackendError(`backend ${url}: missing HOST:PORT (expected e.g. grpc://127.0.0.1:8080?insecure=true)`)
-    this.#name = `${url.protocol}//${url.host}`
+    const target = parseGrpcTarget(url)
+    this.#name = target.name
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     this.#publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS
-    const insecure = booleanParam(url, 'insecure')
-    const skipVerify = booleanParam(url, 'skip_verify')
-    this.#tls = insecure ? 'insecure' : skipVerify ? 'skip-verify' : 'verify'
-    const authKey = url.searchParams.get('auth_key') ?? options.authServerKey
+    this.#tls = target.tls
+    const authKey = target.authKey ?? options.authServerKey
     try {
       this.#authKey = authKey ? PublicKey.parse(authKey, 'server auth key') : undefined
     } catch (err) {
@@ -70,7 +66,7 @@ export class GrpcBackend extends EnvelopeBackend {
       throw err
     }
     this.#authKeyPinned = this.#authKey !== undefined
-    this.#client = new SignalingClient(url.host, this.#credentials(options.caFile), {
+    this.#client = new SignalingClient(target.address, grpcChannelCredentials(target, options.caFile), {
       // grpc-js defaults to 1 s growing to 120 s between connection attempts; match our stream back-off
       // so a restarted server is found again within seconds.
       'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
@@ -257,22 +253,6 @@ export class GrpcBackend extends EnvelopeBackend {
     state.call = undefined
   }
 
-  #credentials(caFile: string | undefined): ChannelCredentials {
-    if (this.#tls === 'insecure') return grpcCredentials.createInsecure()
-    let roots: Buffer | null = null
-    if (caFile) {
-      try {
-        roots = readFileSync(caFile)
-      } catch (err) {
-        throw new BackendError(`backend ${this.#name}: cannot read CA file ${caFile}: ${(err as Error).message}`)
-      }
-    }
-    if (this.#tls === 'skip-verify') {
-      return grpcCredentials.createSsl(roots, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
-    }
-    return grpcCredentials.createSsl(roots)
-  }
-
   /** A status as a user can act on it: "unreachable: connection refused (is `cunicu-ts signal` running?)". */
   #describe(err: ServiceError, timeoutMs: number): string {
     const details = cleanDetails(err.details || err.message)
@@ -303,12 +283,4 @@ function cleanDetails(details: string): string {
   const cause = /Last error: (?:Error: )?([^\n]*?)\s*(?:\([0-9T:.\-]+Z\))?\s*\.?\s*(?:Resolution note:.*)?$/s.exec(details)?.[1]
   const text = (cause ?? details).split('\n')[0]!.trim()
   return text === 'Failed to connect' ? 'connection failed' : text
-}
-
-function booleanParam(url: URL, name: string): boolean {
-  const value = url.searchParams.get(name)
-  if (value === null) return false
-  if (value === '' || value === 'true' || value === '1') return true
-  if (value === 'false' || value === '0') return false
-  throw new BackendError(`backend ${url}: ${name}=${value} is not true or false`)
 }

@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto'
 import { status, type sendUnaryData, type Server, type ServerUnaryCall } from '@grpc/grpc-js'
 import { GetRelaysResp, RelayInfo, RelayRegistryService, type GetRelaysParams, type RelayRegistryServer } from '../../gen/signaling/relay.js'
 import { KEY_LENGTH } from '../keys.js'
-import { formatIceUrl, parseIceUrl } from '../session/relays.js'
+import { assertOnlyParams, formatIceServerUrl, parseIceServerUrl } from '../ice-server-url.js'
 
 export const RELAY_REGISTRY_SERVICE_NAME = 'cunicu.signaling.RelayRegistry'
 export const RELAY_PROTO = 'signaling/relay.proto'
@@ -37,13 +37,14 @@ export interface RelayConfig {
 export function parseRelayConfig(text: string): RelayConfig {
   let url
   try {
-    url = parseIceUrl(text)
+    url = parseIceServerUrl(text)
+    assertOnlyParams(url, ['secret', 'ttl', 'username', 'password', 'transport'], text)
   } catch (err) {
     throw new RelayConfigError(`relay ${(err as Error).message}`)
   }
   const secret = url.query.get('secret') ?? undefined
   const ttl = url.query.get('ttl')
-  const config: RelayConfig = { url: formatIceUrl(url), ttlMs: ttl === null ? DEFAULT_RELAY_TTL_MS : parseDuration(ttl, text) }
+  const config: RelayConfig = { url: formatIceServerUrl(url), ttlMs: ttl === undefined ? DEFAULT_RELAY_TTL_MS : parseDuration(ttl, text) }
   const isTurn = url.scheme === 'turn' || url.scheme === 'turns'
   if (!isTurn && (secret !== undefined || url.username !== undefined)) {
     throw new RelayConfigError(`relay "${text}": a STUN server takes no credentials`)

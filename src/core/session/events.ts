@@ -59,7 +59,7 @@ export type SessionEvent = At &
     | { type: 'unverified'; reason: string }
     | { type: 'backend'; status: BackendStatus }
     | { type: 'error'; source: 'envelope' | 'ice' | 'backend' | 'publish' | 'probe' | 'forward'; message: string }
-    | { type: 'relays'; stun: string[]; turn: RelayServerInfo[]; skipped: string[] }
+    | { type: 'relays'; stun: string[]; turn: RelayServerInfo[]; skipped: string[]; /** Credentials fetched again before they expired. */ renewed?: true }
     | ({ type: 'forward' } & ForwardStats)
   )
 

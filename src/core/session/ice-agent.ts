@@ -5,9 +5,10 @@ import { Emitter } from '../emitter.js'
 import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapping.js'
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
-import { stunServer, turnOptions, weriftOptions, type IceOptions } from './ice-options.js'
+import { weriftOptions, type IceOptions } from './ice-options.js'
 import { PairDatagrams } from './pair-datagrams.js'
-import { installTurnRefreshFix } from './turn-refresh.js'
+import { allocationServer, gatherRelayed, gatherServerReflexive } from './server-gathering.js'
+import { installTurnRefreshFix, watchRelayCandidate, type TurnCredentials } from './turn-refresh.js'
 
 // A closed agent with a TURN allocation must not keep the process alive (see turn-refresh.ts).
 installTurnRefreshFix()
@@ -17,6 +18,14 @@ export interface IceAgentOptions {
   local: IceCredentials
   remote: IceCredentials
   ice?: IceOptions
+  /** Renewed credentials for a TURN server by its URL (relay-renewal.ts), tried when it refuses a refresh. */
+  renewedTurnCredentials?: (serverUrl: string) => TurnCredentials | undefined
+}
+
+/** A relayed candidate of ours whose TURN allocation could not be refreshed: it no longer relays. */
+export interface RelayLost {
+  candidate: CandidateInfo
+  reason: string
 }
 
 export interface ConnectOptions {
@@ -51,16 +60,24 @@ export class IceAgent {
   readonly datagrams: PairDatagrams
   /** werift's state changes; "completed" means gathering finished, not ICE (pitfall 3). */
   readonly states = new Emitter<IceState>()
+  /** Our TURN allocations that were lost (turn-refresh.ts). */
+  readonly relayLost = new Emitter<RelayLost>()
+  /** A STUN/TURN server that failed while gathering (the next one is tried). */
+  readonly serverErrors = new Emitter<string>()
+  readonly #ice: IceOptions | undefined
+  #gathering = false
   #closed = false
   #closing?: Promise<void>
   #lastRemoteAt = 0
   #onClose = new Set<() => void>()
 
   constructor(options: IceAgentOptions) {
-    const connection = new Connection(options.controlling, { ...weriftOptions(options.ice), ...turnOptions(options.ice) })
+    const connection = new Connection(options.controlling, weriftOptions(options.ice))
     this.datagrams = new PairDatagrams(connection)
-    // The constructor defaults to stun.l.google.com; the option cannot turn it off, the field can.
-    connection.stunServer = stunServer(options.ice)
+    // The constructor defaults to stun.l.google.com; the option cannot turn it off, the field can. Our STUN
+    // and TURN servers are asked by gather() (server-gathering.ts), every one of them if need be.
+    connection.stunServer = undefined
+    this.#ice = options.ice
     // Pitfall 1: host candidates copy localUsername when gathered, so these must be set first.
     connection.localUsername = options.local.ufrag
     connection.localPassword = options.local.pwd
@@ -81,6 +98,14 @@ export class IceAgent {
       if (info.type === 'relay') {
         const transport = pairLateLocalCandidate(connection, candidate)
         if (transport) info.relayProtocol = transport
+        const relayed = info
+        watchRelayCandidate(connection, candidate, {
+          renewedCredentials: (turn) => {
+            const server = allocationServer(turn)
+            return server ? options.renewedTurnCredentials?.(server.url) : undefined
+          },
+          onLost: (reason) => !this.#closed && this.relayLost.emit({ candidate: relayed, reason }),
+        })
       }
       this.localCandidates.emit(info)
     })
@@ -92,10 +117,25 @@ export class IceAgent {
     return this.#closed
   }
 
-  /** Gathers host (and, with a STUN server, srflx) candidates; each is emitted on localCandidates. */
+  /** Gathers host, srflx and relay candidates (the STUN/TURN servers in order); each is emitted on localCandidates. */
   async gather(): Promise<void> {
     if (this.#closed) return
-    await this.connection.gatherCandidates()
+    this.#gathering = true
+    const options = {
+      ...(this.#ice?.serverTimeoutMs ? { timeoutMs: this.#ice.serverTimeoutMs } : {}),
+      ...(this.#ice?.tlsCa ? { tlsCa: this.#ice.tlsCa } : {}),
+      onFailure: (message: string) => !this.#closed && this.serverErrors.emit(message),
+      cancelled: () => this.#closed,
+    }
+    try {
+      // werift marks gathering as started synchronously: the TURN allocation can run beside the host sockets.
+      const hosts = this.connection.gatherCandidates()
+      const relayed = gatherRelayed(this.connection, this.#ice?.turnServers ?? [], options)
+      await hosts
+      await Promise.all([gatherServerReflexive(this.connection, this.#ice?.stunServers ?? [], options), relayed])
+    } finally {
+      this.#gathering = false
+    }
   }
 
   /** Adds a remote candidate; werift silently ignores prflx ones and ones it cannot pair (ICE-NOTES §1). */
@@ -130,7 +170,7 @@ export class IceAgent {
         noteChecking()
         const pairs = connection.candidatePairs
         const quiet = connection.remoteCandidatesEnd || Date.now() - this.#lastRemoteAt >= quietMs
-        if (connection.localCandidatesEnd && quiet && pairs.length > 0 && pairs.every((p) => p.state === CandidatePairState.FAILED)) {
+        if (connection.localCandidatesEnd && !this.#gathering && quiet && pairs.length > 0 && pairs.every((p) => p.state === CandidatePairState.FAILED)) {
           reject(new IceConnectError(`ICE failed: all ${pairs.length} candidate pair${pairs.length === 1 ? '' : 's'} failed (no path to the peer)`))
         }
       }, pollMs)
@@ -155,6 +195,12 @@ export class IceAgent {
       clearInterval(poll)
       if (onClose) this.#onClose.delete(onClose)
     }
+  }
+
+  /** Whether `candidate` is the local end of the nominated pair. */
+  isSelectedLocal(candidate: CandidateInfo): boolean {
+    const local = this.connection.nominated?.localCandidate
+    return local !== undefined && local.type === candidate.type && local.host === candidate.address && local.port === candidate.port
   }
 
   /** One datagram on the nominated pair; false (nothing sent) when there is none or consent expired (pitfall 4). */

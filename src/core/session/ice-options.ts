@@ -1,19 +1,24 @@
 // Our ICE options and their translation to werift-ice's constructor options (ICE-NOTES §1): which host
-// addresses to gather, and which STUN server to ask (none by default; werift would ask Google's).
+// addresses to gather. STUN/TURN servers are asked by server-gathering.ts, not by werift (which would ask
+// only the first of each, and Google's STUN server by default).
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { IceOptions as WeriftIceOptions } from 'werift-ice'
-import type { TurnServer } from './relays.js'
+import type { StunServer, TurnServer } from './ice-servers.js'
 
 export interface IceOptions {
-  /** STUN servers such as "stun:127.0.0.1:3478"; werift asks only the first. Default: none. */
-  stunUrls?: string[]
+  /** STUN servers (parseStunServer), tried in order until one answers (server-fallback.ts). Default: none. */
+  stunServers?: StunServer[]
   /** Interface names or IP addresses to take host candidates from. Default: every non-internal address. */
   interfaces?: string[]
   /** One-host mode: only 127.0.0.1 host candidates. */
   loopback?: boolean
-  /** TURN servers for relayed candidates (`--turn`, the server's relay registry); werift uses only the first. */
+  /** TURN servers for relayed candidates (`--turn`, the server's relay registry), tried in order until one allocates. */
   turnServers?: TurnServer[]
+  /** PEM CA certificates to trust for turns: servers instead of the system roots (--ca-file). */
+  tlsCa?: Buffer
+  /** How long one STUN/TURN server may take before the next is tried (server-gathering.ts). Default 5000. */
+  serverTimeoutMs?: number
   /** Per connect attempt, milliseconds. Default 15000. */
   connectTimeoutMs?: number
 }
@@ -22,21 +27,6 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000
 
 export class IceOptionsError extends Error {
   override name = 'IceOptionsError'
-}
-
-export type StunAddress = [string, number]
-
-/** "stun:host[:port]" (RFC 7064; port 3478 by default, IPv6 in brackets) → [host, port]. */
-export function parseStunUrl(url: string): StunAddress {
-  const match = /^stuns?:(\[[0-9a-fA-F:.]+\]|[^:/?#[\]]+)(?::(\d+))?$/.exec(url.trim())
-  if (!match || match[1] === undefined) {
-    throw new IceOptionsError(`STUN server "${url}" is not a STUN URL: expected e.g. stun:127.0.0.1:3478`)
-  }
-  if (url.trim().startsWith('stuns:')) throw new IceOptionsError(`STUN server "${url}": stuns: (STUN over TLS) is not supported, use stun:`)
-  const host = match[1].replace(/^\[|\]$/g, '')
-  const port = match[2] === undefined ? 3478 : Number(match[2])
-  if (port < 1 || port > 65535) throw new IceOptionsError(`STUN server "${url}": port ${port} is out of range`)
-  return [host, port]
 }
 
 /**
@@ -74,17 +64,4 @@ export function weriftOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
     return { useIpv4: false, useIpv6: false, additionalHostAddresses: resolveInterfaceAddresses(ice.interfaces) }
   }
   return { useIpv4: true, useIpv6: true }
-}
-
-/** The STUN server werift should use, or undefined for none (the default switches Google's off). */
-export function stunServer(ice: IceOptions = {}): StunAddress | undefined {
-  const first = ice.stunUrls?.[0]
-  return first === undefined ? undefined : parseStunUrl(first)
-}
-
-/** werift's TURN options for the first TURN server, or none. */
-export function turnOptions(ice: IceOptions = {}): Partial<WeriftIceOptions> {
-  const turn = ice.turnServers?.[0]
-  if (!turn) return {}
-  return { turnServer: [turn.host, turn.port], turnUsername: turn.username, turnPassword: turn.password, turnTransport: turn.transport }
 }

@@ -1,134 +1,20 @@
-// STUN/TURN servers for a session: the URLs users type (RFC 7064/7065, plus cunīcu's credential forms) and
-// the ones a cunicu-ts or cunīcu signaling server hands out through RelayRegistry.GetRelays (WIRE.md §3).
-import { readFileSync } from 'node:fs'
-import { credentials as grpcCredentials, Metadata, status as grpcStatus, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js'
+// The STUN/TURN servers a session starts with: the flags' servers first, then the relays every grpc://
+// backend hands out through RelayRegistry.GetRelays (WIRE.md §3), asked on the backend's own URL rules
+// (backends/grpc-target.ts), so `?insecure=1` means plain text here exactly as for Subscribe.
+import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js'
 import { RelayRegistryClient, type GetRelaysResp, type RelayInfo } from '../../gen/signaling/relay.js'
+import { grpcChannelCredentials, parseGrpcTarget } from '../backends/grpc-target.js'
+import { iceServersFromRelays, type IceServers, type StunServer, type TurnServer } from './ice-servers.js'
 
-export class RelayUrlError extends Error {
-  override name = 'RelayUrlError'
-}
-
-export type IceUrlScheme = 'stun' | 'stuns' | 'turn' | 'turns'
-
-export interface IceUrl {
-  scheme: IceUrlScheme
-  host: string
-  port: number
-  /** TURN only: the transport to the TURN server (?transport=); default udp. */
-  transport?: 'udp' | 'tcp'
-  /** Credentials written as `turn:USER:PASS@HOST` (cunīcu's form) or `?username=U&password=P`. */
-  username?: string
-  password?: string
-  /** The whole query, for options such as secret= and ttl= (server side). */
-  query: URLSearchParams
-}
-
-const URL_PATTERN = /^(stuns?|turns?):(?:([^@/?#]*)@)?(\[[0-9a-fA-F:.]+\]|[^:/?#@[\]]+)(?::(\d+))?(?:\?(.*))?$/
-
-/** Parses "turn:HOST[:PORT][?transport=udp&username=U&password=P]", "turn:U:P@HOST", "stun:HOST[:PORT]". */
-export function parseIceUrl(text: string): IceUrl {
-  const match = URL_PATTERN.exec(text.trim())
-  if (!match || match[1] === undefined || match[3] === undefined) {
-    throw new RelayUrlError(`"${text}" is not a STUN/TURN URL: expected e.g. stun:HOST:3478 or turn:HOST:3478?username=U&password=P`)
-  }
-  const scheme = match[1] as IceUrlScheme
-  const host = match[3].replace(/^\[|\]$/g, '')
-  const port = match[4] === undefined ? (scheme.endsWith('s') ? 5349 : 3478) : Number(match[4])
-  if (port < 1 || port > 65535) throw new RelayUrlError(`"${text}": port ${port} is out of range`)
-  const query = new URLSearchParams(match[5] ?? '')
-  const url: IceUrl = { scheme, host, port, query }
-  if (scheme.startsWith('turn')) {
-    const transport = query.get('transport') ?? 'udp'
-    if (transport !== 'udp' && transport !== 'tcp') throw new RelayUrlError(`"${text}": transport=${transport} is not udp or tcp`)
-    url.transport = transport
-  }
-  let username = query.get('username') ?? undefined
-  let password = query.get('password') ?? undefined
-  if (match[2] !== undefined) {
-    const at = match[2].indexOf(':')
-    username = decodeURIComponent(at < 0 ? match[2] : match[2].slice(0, at))
-    if (at >= 0) password = decodeURIComponent(match[2].slice(at + 1))
-  }
-  if (username !== undefined) url.username = username
-  if (password !== undefined) url.password = password
-  return url
-}
-
-/** The URL without credentials or options, as servers hand it out: "turn:HOST:PORT?transport=udp", "stun:HOST:PORT". */
-export function formatIceUrl(url: Pick<IceUrl, 'scheme' | 'host' | 'port' | 'transport'>): string {
-  const host = url.host.includes(':') ? `[${url.host}]` : url.host
-  return `${url.scheme}:${host}:${url.port}${url.transport ? `?transport=${url.transport}` : ''}`
-}
-
-/** A TURN server the ICE agent can allocate a relayed candidate on. */
-export interface TurnServer {
-  /** For messages and events: the URL without credentials. */
-  url: string
-  host: string
-  port: number
-  transport: 'udp' | 'tcp'
-  username: string
-  password: string
-  /** Time-limited credentials (TURN REST): when they stop working. */
-  expires?: Date
-}
-
-/** Where a session's STUN/TURN servers came from. */
-export interface IceServers {
-  stunUrls: string[]
-  turnServers: TurnServer[]
-}
-
-/** `--turn` values: TURN URLs that carry their credentials. */
-export function parseTurnUrl(text: string): TurnServer {
-  const url = parseIceUrl(text)
-  if (url.scheme === 'turns') throw new RelayUrlError(`TURN server "${text}": turns: (TURN over TLS) is not supported, use turn:`)
-  if (url.scheme !== 'turn') throw new RelayUrlError(`"${text}" is not a TURN URL: expected turn:HOST:PORT?username=U&password=P`)
-  if (!url.username || url.password === undefined) {
-    throw new RelayUrlError(`TURN server "${text}" has no credentials: add ?username=U&password=P (or use the server's relay registry)`)
-  }
-  return { url: formatIceUrl(url), host: url.host, port: url.port, transport: url.transport ?? 'udp', username: url.username, password: url.password }
-}
-
-/**
- * What a GetRelays answer means for our agent: stun: URLs become STUN servers, turn: URLs with credentials
- * TURN servers; the rest (turns:, stuns:, TURN without credentials) is skipped with a reason.
- */
-export function iceServersFromRelays(relays: readonly RelayInfo[]): IceServers & { skipped: string[] } {
-  const out: IceServers & { skipped: string[] } = { stunUrls: [], turnServers: [], skipped: [] }
-  for (const relay of relays) {
-    let url: IceUrl
-    try {
-      url = parseIceUrl(relay.url)
-    } catch (err) {
-      out.skipped.push((err as Error).message)
-      continue
-    }
-    if (url.scheme === 'stun') {
-      out.stunUrls.push(formatIceUrl(url))
-    } else if (url.scheme === 'turn' && relay.username !== '' && relay.password !== '') {
-      const server: TurnServer = {
-        url: formatIceUrl(url),
-        host: url.host,
-        port: url.port,
-        transport: url.transport ?? 'udp',
-        username: relay.username,
-        password: relay.password,
-      }
-      if (relay.expires && relay.expires.seconds > 0) server.expires = new Date(relay.expires.seconds * 1000 + Math.floor(relay.expires.nanos / 1e6))
-      out.turnServers.push(server)
-    } else {
-      out.skipped.push(`${relay.url}: ${url.scheme === 'turn' ? 'no credentials' : `${url.scheme}: is not supported`}`)
-    }
-  }
-  return out
-}
+export type { IceServers, StunServer, TurnServer } from './ice-servers.js'
 
 export interface FetchRelaysOptions {
   /** 32-byte public key the server derives time-limited credentials for. */
   publicKey: Uint8Array
   caFile?: string
   timeoutMs?: number
+  /** Aborting cancels the call at once (Ctrl-C never waits for the deadline). */
+  signal?: AbortSignal
 }
 
 export const DEFAULT_FETCH_RELAYS_TIMEOUT_MS = 5000
@@ -140,44 +26,43 @@ export const DEFAULT_FETCH_RELAYS_TIMEOUT_MS = 5000
 export async function fetchRelays(backendUrl: string, options: FetchRelaysOptions): Promise<RelayInfo[]> {
   const url = new URL(backendUrl)
   if (url.protocol !== 'grpc:') return []
-  const insecure = url.searchParams.get('insecure') === 'true'
-  const skipVerify = url.searchParams.get('skip_verify') === 'true'
-  const client = new RelayRegistryClient(url.host, channelCredentials(insecure, skipVerify, options.caFile))
+  const target = parseGrpcTarget(url)
+  const client = new RelayRegistryClient(target.address, grpcChannelCredentials(target, options.caFile))
   const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_RELAYS_TIMEOUT_MS
+  const { signal } = options
+  let onAbort: (() => void) | undefined
   try {
-    const resp = await new Promise<GetRelaysResp>((resolve, reject) =>
-      client.getRelays({ publicKey: options.publicKey }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, r: GetRelaysResp) =>
+    const resp = await new Promise<GetRelaysResp>((resolve, reject) => {
+      if (signal?.aborted) return reject(new Error('aborted'))
+      const call = client.getRelays({ publicKey: options.publicKey }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, r: GetRelaysResp) =>
         err ? reject(err) : resolve(r),
-      ),
-    )
+      )
+      onAbort = () => call.cancel()
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
     return resp.relays
   } catch (err) {
     const e = err as ServiceError
     if (e.code === grpcStatus.UNIMPLEMENTED) return []
-    const what = e.code === grpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : (e.details || e.message)
-    throw new Error(`could not get relays from ${url.protocol}//${url.host}: ${what}`)
+    const what = signal?.aborted ? 'aborted' : e.code === grpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : e.details || e.message
+    throw new Error(`could not get relays from ${target.name}: ${what}`)
   } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
     client.close()
   }
 }
 
-function channelCredentials(insecure: boolean, skipVerify: boolean, caFile: string | undefined): ChannelCredentials {
-  if (insecure) return grpcCredentials.createInsecure()
-  const roots = caFile ? readFileSync(caFile) : null
-  if (skipVerify) return grpcCredentials.createSsl(roots, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
-  return grpcCredentials.createSsl(roots)
-}
-
 export interface ResolveIceServersOptions {
-  /** --stun values, used first. */
-  stunUrls?: string[]
-  /** --turn values, parsed (parseTurnUrl), used first. */
+  /** --stun values, parsed (parseStunServer), used first. */
+  stunServers?: StunServer[]
+  /** --turn values, parsed (parseTurnServer), used first. */
   turnServers?: TurnServer[]
   /** Backends to ask with GetRelays (only grpc:// ones are asked). */
   backendUrls?: string[]
   publicKey: Uint8Array
   caFile?: string
   timeoutMs?: number
+  signal?: AbortSignal
 }
 
 export interface ResolvedIceServers extends IceServers {
@@ -191,7 +76,7 @@ export interface ResolvedIceServers extends IceServers {
 
 /** The flags' servers first, then every grpc:// backend's relays (asked in parallel), duplicates dropped. */
 export async function resolveIceServers(options: ResolveIceServersOptions): Promise<ResolvedIceServers> {
-  const out: ResolvedIceServers = { stunUrls: [...(options.stunUrls ?? [])], turnServers: [], turnInfo: [], skipped: [], errors: [] }
+  const out: ResolvedIceServers = { stunServers: [...(options.stunServers ?? [])], turnServers: [], turnInfo: [], skipped: [], errors: [] }
   const addTurn = (server: TurnServer, source: 'flag' | 'server') => {
     if (out.turnServers.some((t) => t.url === server.url && t.username === server.username)) return
     out.turnServers.push(server)
@@ -200,7 +85,12 @@ export async function resolveIceServers(options: ResolveIceServersOptions): Prom
   for (const server of options.turnServers ?? []) addTurn(server, 'flag')
   const asked = await Promise.allSettled(
     (options.backendUrls ?? []).map((url) =>
-      fetchRelays(url, { publicKey: options.publicKey, ...(options.caFile ? { caFile: options.caFile } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) }),
+      fetchRelays(url, {
+        publicKey: options.publicKey,
+        ...(options.caFile ? { caFile: options.caFile } : {}),
+        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
     ),
   )
   for (const result of asked) {
@@ -209,7 +99,7 @@ export async function resolveIceServers(options: ResolveIceServersOptions): Prom
       continue
     }
     const servers = iceServersFromRelays(result.value)
-    for (const url of servers.stunUrls) if (!out.stunUrls.includes(url)) out.stunUrls.push(url)
+    for (const stun of servers.stunServers) if (!out.stunServers.some((s) => s.url === stun.url)) out.stunServers.push(stun)
     for (const server of servers.turnServers) addTurn(server, 'server')
     out.skipped.push(...servers.skipped)
   }

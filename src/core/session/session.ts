@@ -20,6 +20,7 @@ import { forwardKey } from './forward-seal.js'
 import { PairKeepalive } from './pair-keepalive.js'
 import { isProbe, PathProbe } from './path-probe.js'
 import { SilenceDetector } from './silence-detector.js'
+import { RelayRenewal } from './relay-renewal.js'
 import type { ResolvedIceServers } from './relays.js'
 
 export type { IceOptions } from './ice-options.js'
@@ -47,6 +48,11 @@ export interface SessionOptions {
    * addition to `ice`, and told as a 'relays' event (and an 'error' per server that could not be asked).
    */
   iceServers?: ResolvedIceServers
+  /**
+   * Asks for `iceServers` again (relays.ts resolveIceServers): with it, time-limited TURN credentials are
+   * renewed before they expire (relay-renewal.ts) and every later allocation uses the renewed ones.
+   */
+  renewIceServers?: (signal: AbortSignal) => Promise<ResolvedIceServers>
 }
 
 export class SessionError extends Error {
@@ -116,17 +122,29 @@ export class Session {
   #offForward?: () => void
   /** The attempt whose path the forwarder carries datagrams over. */
   #forwarding?: Attempt
+  readonly #relayRenewal?: RelayRenewal
+  /** The ICE options as given, before any gathered STUN/TURN servers were added. */
+  readonly #iceFlags: IceOptions | undefined
 
   constructor(options: SessionOptions) {
     // Throws for equal keys: a peer cannot hold a session with itself (WIRE.md §2).
     this.role = iceRole(options.ours.publicKey, options.theirs)
     this.#o = { ...options, ice: withIceServers(options.ice, options.iceServers) }
+    this.#iceFlags = options.ice
     this.#key = { ours: options.ours, theirs: options.theirs }
     this.#credsBackoff = new Backoff(options.backoff)
     this.#restartBackoff = new Backoff(options.backoff)
     this.#handler = {
       onMessage: (received) => this.#onMessage(received),
       onError: (failure) => this.#onEnvelopeError(failure),
+    }
+    if (options.iceServers && options.renewIceServers) {
+      this.#relayRenewal = new RelayRenewal({
+        initial: options.iceServers,
+        fetch: options.renewIceServers,
+        onRenewed: (servers) => this.#emit({ type: 'relays', stun: servers.stunServers.map((s) => s.url), turn: servers.turnInfo, skipped: servers.skipped, renewed: true }),
+        onError: (message) => this.#emit({ type: 'error', source: 'backend', message }),
+      })
     }
     const forwarder = options.forwarder
     if (forwarder) {
@@ -154,8 +172,8 @@ export class Session {
     const servers = this.#o.iceServers
     if (!servers) return
     for (const message of servers.errors) this.#emit({ type: 'error', source: 'backend', message: `${message}; going on without its relays` })
-    if (servers.stunUrls.length || servers.turnInfo.length || servers.skipped.length) {
-      this.#emit({ type: 'relays', stun: servers.stunUrls, turn: servers.turnInfo, skipped: servers.skipped })
+    if (servers.stunServers.length || servers.turnInfo.length || servers.skipped.length) {
+      this.#emit({ type: 'relays', stun: servers.stunServers.map((s) => s.url), turn: servers.turnInfo, skipped: servers.skipped })
     }
   }
 
@@ -184,6 +202,7 @@ export class Session {
     }
     if (this.#closed) return
     this.#emit({ type: 'subscribed', key: ours.publicKey.toString(), peer: theirs.toString(), backend: backend.url })
+    this.#relayRenewal?.start()
     this.#requestCredentials(this.#newAttempt())
   }
 
@@ -203,6 +222,7 @@ export class Session {
     if (this.#attempt?.connected && !this.#attempt.done) await this.#attempt.probe?.goodbye()
     this.#offAbort?.()
     this.#offStatus?.()
+    this.#relayRenewal?.close()
     this.#clearCredsTimer()
     clearTimeout(this.#restartTimer)
     this.#restartTimer = undefined
@@ -334,7 +354,13 @@ export class Session {
     let probeKey: Uint8Array
     try {
       probeKey = defaultSharedKeyCache.get(this.#o.ours, this.#o.theirs)
-      agent = new IceAgent({ controlling: this.role === 'controlling', local: attempt.local, remote, ice: this.#o.ice })
+      agent = new IceAgent({
+        controlling: this.role === 'controlling',
+        local: attempt.local,
+        remote,
+        ice: this.#currentIce(),
+        renewedTurnCredentials: (url) => this.#relayRenewal?.current.turnServers.find((t) => t.url === url),
+      })
     } catch (err) {
       this.#failAttempt(attempt, `could not create the ICE agent: ${errorMessage(err)}`)
       return
@@ -358,6 +384,15 @@ export class Session {
     // Before connect(): the controlled side can receive the peer's probes before its connect() resolves.
     agent.datagrams.setHandler((datagram, fromPair) => this.#onDatagram(attempt, probeKey, datagram, fromPair))
     agent.localCandidates.on((info) => this.#onLocalCandidate(attempt, info))
+    agent.serverErrors.on((message) => current() && this.#emit({ type: 'error', source: 'ice', message }))
+    agent.relayLost.on(({ candidate, reason }) => {
+      if (!current()) return
+      if (attempt.connected && agent.isSelectedLocal(candidate)) {
+        this.#failAttempt(attempt, `${reason}: the relayed path is gone, restarting with a new allocation`)
+      } else {
+        this.#emit({ type: 'error', source: 'ice', message: `relayed candidate ${formatCandidate(candidate)} lost: ${reason}` })
+      }
+    })
     agent.states.on((state) => {
       if ((state === 'failed' || state === 'disconnected') && attempt.connected) {
         this.#failAttempt(attempt, 'the peer stopped answering ICE consent checks: the path is gone')
@@ -572,6 +607,11 @@ export class Session {
     }
   }
 
+  /** The ICE options for a new agent: the renewed STUN/TURN servers when renewal is on. */
+  #currentIce(): IceOptions | undefined {
+    return this.#relayRenewal ? withIceServers(this.#iceFlags, this.#relayRenewal.current) : this.#o.ice
+  }
+
   // ---- backend ----------------------------------------------------------------------------------
 
   #onMessage(received: ReceivedMessage): void {
@@ -673,12 +713,14 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-/** The gathered STUN/TURN servers on top of the explicit ICE options. */
+/** The gathered STUN/TURN servers on top of the explicit ICE options; renewed ones once there are. */
 function withIceServers(ice: IceOptions | undefined, servers: ResolvedIceServers | undefined): IceOptions | undefined {
   if (!servers) return ice
   return {
     ...ice,
-    ...(servers.stunUrls.length ? { stunUrls: [...(ice?.stunUrls ?? []), ...servers.stunUrls.filter((u) => !ice?.stunUrls?.includes(u))] } : {}),
+    ...(servers.stunServers.length
+      ? { stunServers: [...(ice?.stunServers ?? []), ...servers.stunServers.filter((s) => !ice?.stunServers?.some((t) => t.url === s.url))] }
+      : {}),
     ...(servers.turnServers.length ? { turnServers: [...(ice?.turnServers ?? []), ...servers.turnServers] } : {}),
   }
 }

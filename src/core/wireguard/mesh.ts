@@ -22,7 +22,7 @@ export interface WireguardMeshOptions {
   /** The interface's private key (see interfaceKey). */
   ours: PrivateKey
   /** ICE and path-probe settings shared by every peer's session. */
-  session?: Pick<SessionOptions, 'ice' | 'iceServers' | 'backoff' | 'probeTimeoutMs'>
+  session?: Pick<SessionOptions, 'ice' | 'iceServers' | 'renewIceServers' | 'backoff' | 'probeTimeoutMs'>
   /** True: one given peer. False: every peer of the interface, following additions and removals. */
   single: boolean
   dumpIntervalMs?: number

@@ -1,0 +1,62 @@
+// grpc://HOST:PORT?insecure=…&skip_verify=…&auth_key=… (WIRE.md §6) read in one place: the signaling
+// backend and the relay fetch (GetRelays) on the same URL must agree on TLS, so both use this parser and
+// these channel credentials. Booleans follow Go's strconv.ParseBool, as cunīcu reads the same URLs.
+import { readFileSync } from 'node:fs'
+import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js'
+import { BackendError } from '../backend.js'
+
+export type GrpcTls = 'insecure' | 'verify' | 'skip-verify'
+
+export interface GrpcTarget {
+  /** "grpc://HOST:PORT" without the query, for messages. */
+  name: string
+  /** "HOST:PORT" for the grpc-js channel. */
+  address: string
+  tls: GrpcTls
+  /** ?auth_key= (base64), unparsed: the backend reads it as a key. */
+  authKey?: string
+}
+
+const PARAMS = ['insecure', 'skip_verify', 'auth_key']
+const GO_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True']
+const GO_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False']
+
+/** Throws BackendError naming the bad part (missing host, unknown parameter, a boolean Go would refuse). */
+export function parseGrpcTarget(url: URL): GrpcTarget {
+  if (url.protocol !== 'grpc:') throw new BackendError(`backend ${url}: not a grpc:// URL`)
+  if (!url.host) throw new BackendError(`backend ${url}: missing HOST:PORT (expected e.g. grpc://127.0.0.1:8080?insecure=true)`)
+  for (const name of url.searchParams.keys()) {
+    if (!PARAMS.includes(name)) throw new BackendError(`backend ${url}: unknown parameter ${name}= (expected ${PARAMS.map((p) => `${p}=`).join(', ')})`)
+  }
+  const insecure = booleanParam(url, 'insecure')
+  const skipVerify = booleanParam(url, 'skip_verify')
+  const target: GrpcTarget = { name: `${url.protocol}//${url.host}`, address: url.host, tls: insecure ? 'insecure' : skipVerify ? 'skip-verify' : 'verify' }
+  const authKey = url.searchParams.get('auth_key')
+  if (authKey !== null) target.authKey = authKey
+  return target
+}
+
+/** The channel credentials for a target: plain text, TLS with the system roots (or caFile), or unverified TLS. */
+export function grpcChannelCredentials(target: GrpcTarget, caFile?: string): ChannelCredentials {
+  if (target.tls === 'insecure') return grpcCredentials.createInsecure()
+  let roots: Buffer | null = null
+  if (caFile) {
+    try {
+      roots = readFileSync(caFile)
+    } catch (err) {
+      throw new BackendError(`backend ${target.name}: cannot read CA file ${caFile}: ${(err as Error).message}`)
+    }
+  }
+  if (target.tls === 'skip-verify') {
+    return grpcCredentials.createSsl(roots, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
+  }
+  return grpcCredentials.createSsl(roots)
+}
+
+function booleanParam(url: URL, name: string): boolean {
+  const value = url.searchParams.get(name)
+  if (value === null) return false
+  if (GO_TRUE.includes(value)) return true
+  if (GO_FALSE.includes(value)) return false
+  throw new BackendError(`backend ${url}: ${name}=${value} is not true or false (1, t, true, 0, f, false)`)
+}
