@@ -1,0 +1,67 @@
+// X25519 (RFC 7748) shared secrets. Through node:crypto (OpenSSL) where the runtime has it: ~14× faster
+// than @noble/curves, which matters wherever a peer can make us compute one (an uncached envelope, every
+// `--require-auth` proof). @noble/curves stays as the portable path (runtimes without node:crypto X25519)
+// and as the reference the tests compare against: both give the same bytes (test/x25519.test.ts).
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto'
+import { x25519 } from '@noble/curves/ed25519.js'
+
+export type X25519 = (privateKey: Uint8Array, publicKey: Uint8Array) => Uint8Array
+
+// DER prefixes of an X25519 PKCS#8 private key and SPKI public key (RFC 8410): prefix || 32 raw bytes.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+
+/** Private KeyObjects by raw key: a server or peer uses one private key for every shared secret it computes. */
+const privateObjects = new Map<string, KeyObject>()
+const PRIVATE_OBJECTS_MAX = 64
+
+function privateObject(bytes: Uint8Array): KeyObject {
+  const id = Buffer.from(bytes).toString('base64')
+  let key = privateObjects.get(id)
+  if (!key) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, bytes]), format: 'der', type: 'pkcs8' })
+    if (privateObjects.size >= PRIVATE_OBJECTS_MAX) privateObjects.delete(privateObjects.keys().next().value!)
+    privateObjects.set(id, key)
+  }
+  return key
+}
+
+export class X25519Error extends Error {
+  override name = 'X25519Error'
+}
+
+/** X25519 through node:crypto. Throws X25519Error for low-order public keys (an all-zero secret), like noble. */
+export const nodeX25519: X25519 = (privateKey, publicKey) => {
+  if (privateKey.length !== 32 || publicKey.length !== 32) throw new X25519Error('X25519 keys are 32 bytes')
+  try {
+    const theirs = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    return new Uint8Array(diffieHellman({ privateKey: privateObject(privateKey), publicKey: theirs }))
+  } catch (err) {
+    throw new X25519Error(`invalid private or public key received: ${(err as Error).message}`)
+  }
+}
+
+/** X25519 through @noble/curves (pure JS): the portable path. */
+export const nobleX25519: X25519 = (privateKey, publicKey) => {
+  try {
+    return x25519.getSharedSecret(privateKey, publicKey)
+  } catch (err) {
+    throw new X25519Error((err as Error).message)
+  }
+}
+
+/** Whether this runtime's node:crypto does X25519 (checked once, on a known pair). */
+function nodeHasX25519(): boolean {
+  try {
+    const a = new Uint8Array(32).fill(1)
+    const b = x25519.getPublicKey(new Uint8Array(32).fill(2))
+    return Buffer.from(nodeX25519(a, b)).equals(Buffer.from(x25519.getSharedSecret(a, b)))
+  } catch {
+    return false
+  }
+}
+
+/** The implementation this process uses. */
+export const x25519SharedSecret: X25519 = nodeHasX25519() ? nodeX25519 : nobleX25519
+
+export const x25519Implementation: 'node:crypto' | '@noble/curves' = x25519SharedSecret === nodeX25519 ? 'node:crypto' : '@noble/curves'
