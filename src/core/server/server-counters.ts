@@ -2,7 +2,7 @@
 // these numbers, so the two always agree exactly. Every drop and refusal has a reason (the DERP habit):
 // an operator sees why, not only how many.
 export const DROP_REASONS = ['no_subscriber', 'queue_full', 'subscriber_gone'] as const
-export const PUBLISH_REFUSALS = ['rate', 'size', 'invalid', 'auth', 'shutting_down'] as const
+export const PUBLISH_REFUSALS = ['rate', 'size', 'invalid', 'auth'] as const
 export const SUBSCRIBE_REFUSALS = ['invalid', 'auth', 'rate', 'connection_limit', 'server_limit', 'shutting_down'] as const
 export const CONNECTION_REFUSALS = ['max_connections', 'max_connections_per_ip'] as const
 export const CONNECTION_CLOSES = ['handshake_timeout', 'idle', 'auth_failures', 'drain', 'client'] as const

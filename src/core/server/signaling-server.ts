@@ -433,7 +433,7 @@ export class SignalingServer {
     this.#guard?.stopAccepting()
     this.#guard?.goAwayAll()
     await waitFor(() => this.#unaryInFlight === 0, deadline)
-    await Promise.race([this.#cluster?.flush(), sleep(Math.max(0, deadline - performance.now()))])
+    if (this.#cluster) await untilDeadline(this.#cluster.flush(), deadline)
     await waitFor(() => this.#topics.all().every((s) => s.queue.length === 0), deadline)
     const unflushed = this.#topics.all().reduce((n, s) => n + s.queue.length, 0)
     for (const subscriber of this.#topics.all()) {
@@ -681,6 +681,13 @@ function isUnspecified(host: string): boolean {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits for `promise`, but not past `deadline` (performance.now()); leaves no timer behind. */
+async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))])
+  clearTimeout(timer)
+}
 
 /** Polls `done` every 10 ms until it holds or `deadline` (performance.now()) passes. */
 async function waitFor(done: () => boolean, deadline: number): Promise<void> {
