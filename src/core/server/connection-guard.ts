@@ -42,6 +42,16 @@ interface Guarded {
 /** How long a connection told to go away (GOAWAY) may take to finish its streams before it is cut. */
 const GOAWAY_GRACE_MS = 1000
 
+/**
+ * Closes the connection's file descriptor now. Once grpc-js's HTTP/2 session has taken over a plain socket
+ * (it consumes the socket's handle), destroying the socket alone leaves the descriptor open: the session
+ * must be destroyed too.
+ */
+function cut(connection: Guarded): void {
+  connection.session?.destroy()
+  connection.socket.destroy()
+}
+
 export function peerName(address: string | undefined, port: number | undefined): string {
   return `${address ?? 'unknown'}:${port ?? 0}`
 }
@@ -94,17 +104,17 @@ export class ConnectionGuard {
     if (!connection || connection.closing) return
     connection.closing = reason
     this.#clearTimers(connection)
-    const { session, socket } = connection
-    if (!session || session.destroyed) return void socket.destroy()
+    const { session } = connection
+    if (!session || session.destroyed) return void cut(connection)
     try {
       session.goaway(reason === 'auth_failures' ? http2Constants.NGHTTP2_ENHANCE_YOUR_CALM : http2Constants.NGHTTP2_NO_ERROR)
       session.close()
     } catch {
-      socket.destroy()
+      cut(connection)
       return
     }
     // A client that does not close its side must not hold the socket.
-    setTimeout(() => socket.destroy(), GOAWAY_GRACE_MS).unref()
+    setTimeout(() => cut(connection), GOAWAY_GRACE_MS).unref()
   }
 
   /** Rolling restart, step one: no new connections (the listening socket closes). */
@@ -119,12 +129,13 @@ export class ConnectionGuard {
       if (connection.closing) continue
       connection.closing = 'drain'
       this.#clearTimers(connection)
-      if (!connection.session) connection.socket.destroy()
+      if (!connection.session) cut(connection)
       else {
         try {
-          connection.session.goaway(http2Constants.NGHTTP2_NO_ERROR)
+          // The largest stream id: "stop opening streams", while every stream already sent is still served.
+          connection.session.goaway(http2Constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1)
         } catch {
-          connection.socket.destroy()
+          cut(connection)
         }
       }
     }
@@ -136,7 +147,7 @@ export class ConnectionGuard {
     if (this.#listener.listening) this.#listener.close()
     for (const connection of this.#connections.values()) {
       connection.closing ??= 'drain'
-      connection.socket.destroy()
+      cut(connection)
     }
   }
 
@@ -169,7 +180,7 @@ export class ConnectionGuard {
     connection.handshakeTimer = setTimeout(() => {
       connection.handshakeTimer = undefined
       connection.closing ??= 'handshake_timeout'
-      socket.destroy()
+      cut(connection)
     }, this.settings.handshakeTimeoutMs)
     this.#connections.set(peer, connection)
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1)

@@ -623,7 +623,8 @@ export class SignalingServer {
     if (failures !== this.#limits.maxAuthFailures) return
     this.#connections.markShed(peer)
     this.#log.warn({ event: 'connection_shed', peer, failures }, `connection shed after ${failures} failed subscribe proofs (GOAWAY ENHANCE_YOUR_CALM)`)
-    this.#guard?.close(peer, 'auth_failures')
+    // After this call's own status went out: a GOAWAY first would fail it with the GOAWAY's code instead.
+    setImmediate(() => this.#guard?.close(peer, 'auth_failures'))
   }
 
   #shedMessage(): string {
