@@ -61,7 +61,7 @@ const QUICK = {
   crypto: { durationMs: 100, warmupMs: 20 },
   cli: { runs: 2 },
   session: { runs: 1 },
-  auth: { subscribes: 100, inFlight: 8, connections: 2 },
+  auth: { subscribes: 1000, inFlight: 8, connections: 2 },
 }
 const CFG = quick ? QUICK : FULL
 /** The whole run gives up after this, whatever is still going. */
