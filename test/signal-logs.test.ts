@@ -1,6 +1,7 @@
 // Issue 11 acceptance: the JSON log lines (stderr) of a scripted `signal` run — cluster, connections,
 // a subscription, a rate limit hit several times, the drain — hold each event exactly once, stdout keeps
 // only the NDJSON events, and no line anywhere carries private key material or a whole public key.
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,7 +9,7 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH_METADATA_KEY, sealSubscribeProof } from '../src/core/auth-proof.js'
 import { PrivateKey, PublicKey } from '../src/core/keys.js'
-import { killAll, startCli } from './helpers/cli.js'
+import { killAll, ROOT, RUN, startCli } from './helpers/cli.js'
 import { RedisServer } from './helpers/redis.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
 import { waitUntil } from './helpers/wait.js'
@@ -97,4 +98,24 @@ describe('signal logs', () => {
     expect(server.stderr.includes(owner.publicKey.toString())).toBe(false)
     expect(server.stderr).toContain(short)
   }, 60_000)
+
+  it('are human-readable on a terminal (pino-pretty), not JSON', async () => {
+    const name = `cunicu-ts-signal-log-${process.pid}`
+    const command = `NODE_ENV=production ${process.execPath} ${RUN} signal --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0; sleep 30`
+    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '160', '-y', '40', '-c', ROOT, command])
+    try {
+      let screen = ''
+      const deadline = Date.now() + 15_000
+      while (Date.now() < deadline && !/signaling server listening/.test(screen)) {
+        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', name]).toString()
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(screen, screen).toMatch(/INFO.*\(signal\/\d+\).*: signaling server listening/)
+      expect(screen).toMatch(/event: "listening"/)
+      expect(screen).not.toContain('{"level"')
+    } finally {
+      // SIGHUP to everything in the pane; the signal process ends with it.
+      execFileSync('tmux', ['kill-session', '-t', name])
+    }
+  }, 30_000)
 })
