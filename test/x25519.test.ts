@@ -51,3 +51,14 @@ describe('X25519: node:crypto and @noble/curves give the same bytes', () => {
     }
   })
 })
+
+describe('node:crypto X25519 private key objects', () => {
+  it('an array reused for another private key gives that key’s secret, not a cached one', () => {
+    const reused = x25519.utils.randomSecretKey()
+    const peer = x25519.getPublicKey(x25519.utils.randomSecretKey())
+    const first = toB64(nodeX25519(reused, peer))
+    reused.set(x25519.utils.randomSecretKey())
+    expect(toB64(nodeX25519(reused, peer))).toBe(toB64(nobleX25519(reused, peer)))
+    expect(toB64(nodeX25519(reused, peer))).not.toBe(first)
+  })
+})

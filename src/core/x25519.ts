@@ -12,18 +12,19 @@ export type X25519 = (privateKey: Uint8Array, publicKey: Uint8Array) => Uint8Arr
 // JWK import ~5 µs.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
 
-/** Private KeyObjects by raw key: a server or peer uses one private key for every shared secret it computes. */
-const privateObjects = new Map<string, KeyObject>()
-const PRIVATE_OBJECTS_MAX = 64
+/**
+ * Private KeyObjects by the very Uint8Array holding the key (PrivateKey.secretBytes is one array for the
+ * key's lifetime): a server or peer computes every shared secret with one private key. A WeakMap, so the
+ * entry goes with the key; the bytes are compared on every use, so an array reused for another key
+ * cannot get the old key's object.
+ */
+const privateObjects = new WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>()
 
 function privateObject(bytes: Uint8Array): KeyObject {
-  const id = Buffer.from(bytes).toString('base64')
-  let key = privateObjects.get(id)
-  if (!key) {
-    key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, bytes]), format: 'der', type: 'pkcs8' })
-    if (privateObjects.size >= PRIVATE_OBJECTS_MAX) privateObjects.delete(privateObjects.keys().next().value!)
-    privateObjects.set(id, key)
-  }
+  const cached = privateObjects.get(bytes)
+  if (cached && cached.bytes.equals(bytes)) return cached.key
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, bytes]), format: 'der', type: 'pkcs8' })
+  privateObjects.set(bytes, { bytes: Buffer.from(bytes), key })
   return key
 }
 

@@ -91,13 +91,6 @@ export class ConnectionGuard {
     return this.#connections.size
   }
 
-  /** Connections whose HTTP/2 handshake has not completed yet. */
-  get handshaking(): number {
-    let n = 0
-    for (const c of this.#connections.values()) if (c.handshakeTimer) n++
-    return n
-  }
-
   /** Sends GOAWAY to one connection and closes it once its streams ended (or after a grace period). */
   close(peer: string, reason: ConnectionCloseReason): void {
     const connection = this.#connections.get(peer)
