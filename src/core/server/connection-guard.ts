@@ -15,6 +15,15 @@ export interface ConnectionGuardSettings {
   idleTimeoutMs: number
 }
 
+export interface ConnectionGuardOptions {
+  /**
+   * Plain text only: hand a socket to grpc-js once its first bytes arrived, so a connection that never
+   * speaks costs a socket, not an HTTP/2 session (Node's HTTP/2 session reads what the socket buffered).
+   * Not with TLS: the TLS socket would not see bytes already read from the plain one.
+   */
+  injectOnFirstData: boolean
+}
+
 export type ConnectionRefusal = 'max_connections' | 'max_connections_per_ip'
 /** Why the server closed a connection; `client` when the client closed it. */
 export type ConnectionCloseReason = 'handshake_timeout' | 'idle' | 'auth_failures' | 'drain' | 'client'
@@ -66,6 +75,7 @@ export class ConnectionGuard {
     private readonly settings: ConnectionGuardSettings,
     private readonly inject: (socket: Socket) => void,
     private readonly events: ConnectionGuardEvents,
+    private readonly options: ConnectionGuardOptions = { injectOnFirstData: false },
   ) {
     this.#listener = createServer({ noDelay: true }, (socket) => this.#accept(socket))
   }
@@ -106,6 +116,8 @@ export class ConnectionGuard {
       cut(connection)
       return
     }
+    // A shed connection gets no grace: every call it still has in flight is the abuse being shed.
+    if (reason === 'auth_failures') return void setImmediate(() => cut(connection))
     // A client that does not close its side must not hold the socket.
     setTimeout(() => cut(connection), GOAWAY_GRACE_MS).unref()
   }
@@ -179,7 +191,13 @@ export class ConnectionGuard {
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1)
     socket.once('close', () => this.#forget(connection))
     this.events.opened(peer)
-    this.inject(socket)
+    if (!this.options.injectOnFirstData) return this.inject(socket)
+    socket.once('readable', () => {
+      if (connection.closing || socket.destroyed) return
+      // 'readable' with nothing buffered is the end of the stream: the client left without a word.
+      if (socket.readableLength === 0) return void socket.destroy()
+      this.inject(socket)
+    })
   }
 
   #session(session: ServerHttp2Session): void {

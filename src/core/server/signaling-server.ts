@@ -301,7 +301,7 @@ export class SignalingServer {
         opened: (peer) => self.#connectionOpened(peer),
         refused: (peer, reason) => self.#connectionRefused(peer, reason),
         closed: (peer, reason, openMs) => self.#connectionClosed(peer, reason, openMs),
-      })
+      }, { injectOnFirstData: !options.tls })
       guard.watchSessions(injectorHttp2Server(server))
       self.#guard = guard
       let bound: number
