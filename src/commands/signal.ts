@@ -22,7 +22,7 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
     { command: '<%= config.bin %> signal --listen :8080 --cluster redis://10.0.0.5:6379', description: 'One of several instances behind a load balancer, sharing subscribers through Redis' },
     { command: "<%= config.bin %> signal --relay 'turn:turn.example.net:3478?secret=S&ttl=1h' --relay stun:turn.example.net:3478", description: 'Hand peers a STUN server and a TURN server with time-limited credentials (coturn use-auth-secret)' },
     { command: '<%= config.bin %> signal --listen :8080 --metrics 127.0.0.1:9090 --log-level warn', description: 'Prometheus metrics on a private port (curl 127.0.0.1:9090/metrics), only warnings in the log' },
-    { command: '<%= config.bin %> signal --listen :8080 --stun-listen 0.0.0.0:3478 --stun-advertise 203.0.113.5:3478', description: 'A built-in STUN server; GetRelays hands peers stun:203.0.113.5:3478' },
+    { command: '<%= config.bin %> signal --listen :8080 --stun-listen 0.0.0.0:3478 --stun-advertise 203.0.113.5:3478 --stun-rate 10', description: 'A built-in STUN server (10 requests/s per source address); GetRelays hands peers stun:203.0.113.5:3478' },
     { command: '<%= config.bin %> signal --handshake-timeout 5 --max-connections 20000 --max-connections-per-ip 64 --idle-timeout 120', description: 'Tighter doors for a public server' },
     { command: '<%= config.bin %> signal --require-auth --subscribe-rate 5 --subscribe-burst 10 --max-auth-failures 3', description: 'Authenticated subscriptions; a connection failing 3 proofs is shed' },
     { command: '<%= config.bin %> signal --cluster redis://10.0.0.5:6379 --drain-timeout 20 & kill -TERM $!', description: 'Rolling restart: SIGTERM drains for up to 20 s, then exits 143' },
