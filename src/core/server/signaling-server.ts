@@ -1,29 +1,22 @@
 // The gRPC signaling server (WIRE.md §5): a topic per recipient key, fan-out to the current subscribers,
 // nothing buffered for absent ones, nothing stored, nothing decrypted. It also serves the standard health
 // and reflection services so stock tools (grpc_health_probe, grpcurl) work against it.
+import type { EventEmitter } from 'node:events'
 import {
-  ResponderBuilder,
   Server,
   ServerCredentials,
-  ServerInterceptingCall,
-  ServerListenerBuilder,
   status,
-  type ServerInterceptor,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
-  type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js'
-import { load as loadProto, type PackageDefinition } from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
 import type { BuildInfo, Empty } from '../../gen/common.js'
-import { Envelope, SignalingService, type SubscribeParams } from '../../gen/signaling/signaling.js'
 import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
-import type { EventEmitter } from 'node:events'
 import type { Cluster, ClusterEvent, ClusterStats } from './cluster/cluster.js'
 import { ConnectionGuard, type ConnectionCloseReason, type ConnectionRefusal } from './connection-guard.js'
 import { ConnectionLimits } from './connection-limits.js'
@@ -33,66 +26,16 @@ import { ServerCounters, total, type ByReason, type PublishRefusal, type Subscri
 import { shortKey, silentLog, type ServerLog } from './server-log.js'
 import type { StunServer } from './stun-server.js'
 import type { MonotonicClock } from './token-bucket.js'
-import { packageVersion, protoDir, SIGNALING_PROTO } from './package-root.js'
+import { packageVersion } from './package-root.js'
+import { RelayRegistry } from './relay-registry.js'
+import { formatHost, isUnspecified, parseListen, resolveLimits, SignalingServerError, type ServerLimits } from './server-config.js'
 import { SubscribeAuthenticator, type SubscribeAuthOptions } from './subscribe-auth.js'
 import { SubscriberQueue } from './subscriber-queue.js'
 import { Topics } from './topics.js'
-import { RELAY_PROTO, RelayRegistry } from './relay-registry.js'
+import { UnaryCallTracker } from './unary-calls.js'
+import { endedAtDeadline, loadReflectionPackageFor, SYNC_FRAME, wireService, type PublishRequest, type SubscribeRequest } from './wire-service.js'
 
-export interface ServerLimits {
-  /** Largest serialized Envelope a publisher may send. */
-  maxEnvelopeBytes: number
-  /** Envelopes waiting for one slow subscriber before the oldest is dropped. */
-  queueMaxEnvelopes: number
-  /** Bytes waiting for one slow subscriber before the oldest envelope is dropped. */
-  queueMaxBytes: number
-  /** Open Subscribe streams one HTTP/2 connection may hold. */
-  maxSubscriptionsPerConnection: number
-  /** Open Subscribe streams on the whole server. */
-  maxStreams: number
-  /**
-   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams): calls past it wait
-   * in the client. Must exceed maxSubscriptionsPerConnection, or an extra subscription would wait forever
-   * instead of being refused with a status.
-   */
-  maxConnectionStreams: number
-  /** Sustained publishes per second per connection (token bucket rate). */
-  publishRatePerSecond: number
-  /** Publishes one connection may send at once after being idle (token bucket size). */
-  publishBurst: number
-  /** Sustained Subscribe calls per second per connection (token bucket rate); refused ones count too. */
-  subscribeRatePerSecond: number
-  /** Subscribe calls one connection may make at once after being idle (token bucket size). */
-  subscribeBurst: number
-  /** Open client connections on the whole server; more are closed as soon as they are accepted. */
-  maxConnections: number
-  /** Open client connections from one IP address. */
-  maxConnectionsPerIp: number
-  /** A connection must complete the HTTP/2 preface and SETTINGS (after TLS) within this, or it is closed. */
-  handshakeTimeoutMs: number
-  /** A connection without any open stream (no subscription, no call) is closed (GOAWAY) after this. */
-  idleTimeoutMs: number
-  /** Failed `--require-auth` proofs after which a connection is shed (GOAWAY ENHANCE_YOUR_CALM, closed). */
-  maxAuthFailures: number
-}
-
-export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
-  maxEnvelopeBytes: 65536,
-  queueMaxEnvelopes: 1024,
-  queueMaxBytes: 4 * 1024 * 1024,
-  maxSubscriptionsPerConnection: 64,
-  maxStreams: 10_000,
-  maxConnectionStreams: 256,
-  publishRatePerSecond: 200,
-  publishBurst: 400,
-  subscribeRatePerSecond: 20,
-  subscribeBurst: 64,
-  maxConnections: 10_000,
-  maxConnectionsPerIp: 256,
-  handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 300_000,
-  maxAuthFailures: 10,
-}
+export { DEFAULT_LIMITS, parseListen, SignalingServerError, type ServerLimits } from './server-config.js'
 
 export interface SignalingServerOptions {
   /** "HOST:PORT"; port 0 picks a free one; IPv6 as "[::1]:0"; an empty host means all IPv4 interfaces. */
@@ -154,22 +97,7 @@ interface Refusal {
   details: string
 }
 
-export class SignalingServerError extends Error {
-  override name = 'SignalingServerError'
-}
-
 export const SIGNALING_SERVICE_NAME = 'cunicu.signaling.Signaling'
-
-interface PublishRequest {
-  /** Undefined when the bytes are not an Envelope (`invalid` says why). */
-  envelope: Envelope | undefined
-  /** The envelope as received: forwarded as is, so fan-out costs no re-encoding. */
-  bytes: Buffer
-  invalid?: string
-}
-
-/** SubscribeParams, or why the bytes are not one. */
-type SubscribeRequest = SubscribeParams & { invalid?: string }
 
 interface Subscriber {
   key: Uint8Array
@@ -179,55 +107,6 @@ interface Subscriber {
   peer: string
   /** Set once its stream and connection budgets are given back: leaving fires on several events. */
   released: boolean
-}
-
-// The generated definition, but Publish also hands over the raw bytes and Subscribe writes pre-encoded
-// frames. The bytes on the wire are exactly those of the generated service.
-const wireService = {
-  ...SignalingService,
-  publish: {
-    ...SignalingService.publish,
-    requestDeserialize: (bytes: Buffer): PublishRequest => {
-      try {
-        return { envelope: Envelope.decode(bytes), bytes }
-      } catch (err) {
-        return { envelope: undefined, bytes, invalid: (err as Error).message }
-      }
-    },
-  },
-  subscribe: {
-    ...SignalingService.subscribe,
-    // A throwing deserializer would end the call with INTERNAL; garbage from a client is INVALID_ARGUMENT.
-    requestDeserialize: (bytes: Buffer): SubscribeRequest => {
-      try {
-        return SignalingService.subscribe.requestDeserialize(bytes)
-      } catch (err) {
-        return { key: new Uint8Array(0), invalid: (err as Error).message }
-      }
-    },
-    responseSerialize: (frame: Buffer): Buffer => frame,
-  },
-} as unknown as ServiceDefinition
-
-/** The live-subscription marker: an Envelope with every field unset encodes to zero bytes. */
-const SYNC_FRAME = Buffer.from(Envelope.encode(Envelope.create()).finish())
-
-let reflectionPackage: Promise<PackageDefinition> | undefined
-let reflectionWithRelays: Promise<PackageDefinition> | undefined
-
-/** Reflection also lists RelayRegistry when this server offers it. */
-function loadReflectionPackageFor(relays: RelayRegistry | undefined): Promise<PackageDefinition> {
-  if (!relays) return loadReflectionPackage()
-  reflectionWithRelays ??= loadProto([SIGNALING_PROTO, RELAY_PROTO], { includeDirs: [protoDir()] })
-  reflectionWithRelays.catch(() => (reflectionWithRelays = undefined))
-  return reflectionWithRelays
-}
-
-function loadReflectionPackage(): Promise<PackageDefinition> {
-  // signaling.proto only: reflection lists every service it is fed, and this server does not serve RelayRegistry.
-  reflectionPackage ??= loadProto(SIGNALING_PROTO, { includeDirs: [protoDir()] })
-  reflectionPackage.catch(() => (reflectionPackage = undefined))
-  return reflectionPackage
 }
 
 export class SignalingServer {
@@ -247,14 +126,23 @@ export class SignalingServer {
   /** Open Subscribe streams, counted against maxStreams (Topics.subscriberCount is O(topics)). */
   #openStreams = 0
   /** Unary calls (Publish, GetBuildInfo, ...) started and not yet answered: a drain lets them finish. */
-  #unaryInFlight = 0
+  readonly #unaryCalls: UnaryCallTracker
   #closing: Promise<void> | undefined
   #draining = false
   #address = ''
   #cluster: Cluster | undefined
 
-  private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined, clock: MonotonicClock | undefined, log: ServerLog) {
+  private constructor(
+    server: Server,
+    limits: ServerLimits,
+    version: string,
+    auth: SubscribeAuthenticator | undefined,
+    clock: MonotonicClock | undefined,
+    log: ServerLog,
+    unaryCalls: UnaryCallTracker,
+  ) {
     this.#server = server
+    this.#unaryCalls = unaryCalls
     this.#limits = limits
     this.#auth = auth
     this.#log = log
@@ -280,17 +168,16 @@ export class SignalingServer {
       throw new SignalingServerError(`STUN listen address ${options.stun!.listen} is a wildcard: peers cannot be told to use it; give the address they should use with --stun-advertise HOST:PORT`)
     }
     const log = options.log ?? silentLog
-    let interceptor: ServerInterceptor = (_method, call) => new ServerInterceptingCall(call)
+    const unaryCalls = new UnaryCallTracker()
     const server = new Server({
       // Bounds what one request may make us hold; envelopes between the limit and this get our own,
       // clearer RESOURCE_EXHAUSTED message from publish().
       'grpc.max_receive_message_length': Math.max(2 * limits.maxEnvelopeBytes, 1024 * 1024),
       'grpc.max_concurrent_streams': limits.maxConnectionStreams,
-      interceptors: [(method, call) => interceptor(method, call)],
+      interceptors: [unaryCalls.interceptor],
     })
     const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
-    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth, options.clock, log)
-    interceptor = self.#trackUnaryCalls
+    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth, options.clock, log, unaryCalls)
     try {
       await self.#startParts(options, stunListen)
       const credentials = options.tls
@@ -432,7 +319,7 @@ export class SignalingServer {
     this.#health.setStatus(SIGNALING_SERVICE_NAME, 'NOT_SERVING')
     this.#guard?.stopAccepting()
     this.#guard?.goAwayAll()
-    await waitFor(() => this.#unaryInFlight === 0, deadline)
+    await waitFor(() => this.#unaryCalls.inFlight === 0, deadline)
     if (this.#cluster) await untilDeadline(this.#cluster.flush(), deadline)
     await waitFor(() => this.#topics.all().every((s) => s.queue.length === 0), deadline)
     const unflushed = this.#topics.all().reduce((n, s) => n + s.queue.length, 0)
@@ -456,29 +343,7 @@ export class SignalingServer {
       })
     })
     this.#guard?.destroyAll()
-    this.#log.info({ event: 'drain', phase: 'done', ms: Math.round(performance.now() - started), unflushedEnvelopes: unflushed, unaryInFlight: this.#unaryInFlight }, 'drained')
-  }
-
-  /** Counts unary calls from their headers to their status, so a drain knows when they are done. */
-  readonly #trackUnaryCalls: ServerInterceptor = (method, call) => {
-    if (method.responseStream) return new ServerInterceptingCall(call)
-    this.#unaryInFlight++
-    let ended = false
-    const end = (): void => {
-      if (ended) return
-      ended = true
-      this.#unaryInFlight--
-    }
-    return new ServerInterceptingCall(
-      call,
-      new ResponderBuilder()
-        .withStart((next) => next(new ServerListenerBuilder().withOnCancel(end).build()))
-        .withSendStatus((statusObject, next) => {
-          end()
-          next(statusObject)
-        })
-        .build(),
-    )
+    this.#log.info({ event: 'drain', phase: 'done', ms: Math.round(performance.now() - started), unflushedEnvelopes: unflushed, unaryInFlight: this.#unaryCalls.inFlight }, 'drained')
   }
 
   #connectionOpened(peer: string): void {
@@ -677,10 +542,6 @@ function injectorHttp2Server(server: Server): EventEmitter {
   return last
 }
 
-function isUnspecified(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === ''
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Waits for `promise`, but not past `deadline` (performance.now()); leaves no timer behind. */
@@ -695,43 +556,3 @@ async function waitFor(done: () => boolean, deadline: number): Promise<void> {
   while (!done() && performance.now() < deadline) await sleep(10)
 }
 
-function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
-  const limits = { ...DEFAULT_LIMITS }
-  for (const [name, value] of Object.entries(partial) as [keyof ServerLimits, number | undefined][]) {
-    if (value === undefined) continue
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new SignalingServerError(`server limit ${name} must be a positive integer, got ${value}`)
-    }
-    limits[name] = value
-  }
-  if (limits.maxConnectionStreams <= limits.maxSubscriptionsPerConnection) {
-    throw new SignalingServerError(
-      `server limit maxConnectionStreams (${limits.maxConnectionStreams}) must exceed maxSubscriptionsPerConnection (${limits.maxSubscriptionsPerConnection}): otherwise a subscription over the limit waits forever instead of being refused`,
-    )
-  }
-  return limits
-}
-
-/** "HOST:PORT", "[V6]:PORT" or ":PORT". */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim())
-  const port = match ? Number(match[3]) : NaN
-  if (!match || port > 65535) {
-    throw new SignalingServerError(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080 or :8080)`)
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port }
-}
-
-/**
- * grpc-js 1.14 runs a handler even for a call that already ended with DEADLINE_EXCEEDED while waiting for
- * the end of the request, once the client resets the stream; that call never emits 'cancelled' or 'close',
- * so a subscriber added for it would hold its stream budgets forever (found by test/server-fuzz.test.ts).
- */
-function endedAtDeadline(call: { getDeadline(): Date | number }): boolean {
-  const deadline = call.getDeadline()
-  return (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now()
-}
-
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host
-}
