@@ -85,6 +85,10 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
     }
     const { log, flush: flushLog } = await createLog(flags['log-level'])
     const shutdown = abortOnSignals()
+    // Which signal started the shutdown decides the exit code after the drain (abortOnSignals owns the rest).
+    let sigterm = false
+    const onSigterm = (): void => void (sigterm = true)
+    process.once('SIGTERM', onSigterm)
     const { SignalingServer } = await import('../core/server/signaling-server.js')
     let server
     try {
@@ -120,6 +124,7 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
       })
     } catch (err) {
       shutdown.dispose()
+      process.off('SIGTERM', onSigterm)
       const message = (err as Error).message
       if (flags.cluster && message.startsWith('cluster ')) this.fail(message, ExitCode.Backend)
       this.fail(message.startsWith('cannot listen') || message.startsWith('STUN') ? message : `cannot listen on ${flags.listen}: ${message}`, ExitCode.Usage)
@@ -133,6 +138,7 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
       } catch (err) {
         await server.close(0)
         shutdown.dispose()
+        process.off('SIGTERM', onSigterm)
         this.fail(`cannot listen for metrics on ${flags.metrics}: ${(err as Error).message}`, ExitCode.Usage)
       }
     }
@@ -152,8 +158,9 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
     else this.log(stoppedLine(stats))
     flushLog()
     shutdown.dispose()
+    process.off('SIGTERM', onSigterm)
     // A rolling restart's SIGTERM ends with 143 (128 + 15), and only now that the drain is over.
-    if (/SIGTERM/.test(String((shutdown.signal.reason as Error | undefined)?.message))) process.exitCode = 143
+    if (sigterm) process.exitCode = 143
   }
 
   private async parseListenFlag(flag: string, value: string) {
