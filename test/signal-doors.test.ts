@@ -9,6 +9,7 @@ import { SignalingServer, type ServerLimits } from '../src/core/server/signaling
 import type { ServerLog } from '../src/core/server/server-log.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
 import { silentSocket } from './helpers/net.js'
+import { selfSignedCert } from './helpers/tls.js'
 import { waitUntil, withTimeout } from './helpers/wait.js'
 
 const closers: (() => unknown)[] = []
@@ -50,6 +51,19 @@ describe('connection doors', () => {
     const socket = await silentSocket(server.address)
     closers.push(() => socket.destroy())
     await withTimeout(closed(socket), 5000, 'the server to close the silent connection')
+    await waitUntil(() => server.stats().connectionsClosedByReason.handshake_timeout === 1, 5000, 'the handshake_timeout counter')
+    expect(lines.filter((l) => l.fields.event === 'connection_closed').map((l) => l.fields.reason)).toEqual(['handshake_timeout'])
+  })
+
+  it('with TLS too: a connection that never starts the TLS handshake is closed after --handshake-timeout', async () => {
+    const tls = selfSignedCert()
+    closers.push(() => tls.cleanup())
+    const { log, lines } = collectingLog()
+    const server = await SignalingServer.start({ listen: '127.0.0.1:0', tls: { cert: tls.cert, key: tls.key }, limits: { handshakeTimeoutMs: 300 }, log })
+    closers.push(() => server.close(200))
+    const socket = await silentSocket(server.address)
+    closers.push(() => socket.destroy())
+    await withTimeout(closed(socket), 5000, 'the server to close the silent TLS connection')
     await waitUntil(() => server.stats().connectionsClosedByReason.handshake_timeout === 1, 5000, 'the handshake_timeout counter')
     expect(lines.filter((l) => l.fields.event === 'connection_closed').map((l) => l.fields.reason)).toEqual(['handshake_timeout'])
   })
