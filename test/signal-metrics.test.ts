@@ -41,7 +41,7 @@ describe('signal --metrics', () => {
     const server = startCli([
       'signal', '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0',
       '--queue-envelopes', '16', '--max-envelope-bytes', '4096',
-      '--publish-rate', '1', '--publish-burst', String(BURST), '--drain-timeout', '1',
+      '--publish-rate', '1', '--publish-burst', String(BURST), '--drain-timeout', '3',
     ])
     await waitUntil(() => server.lines.some((l) => l.startsWith('metrics on http://')) || server.child.exitCode !== null, 20_000, 'the metrics line')
     const address = /listening on (\S+)/.exec(server.lines.join('\n'))![1]!
@@ -126,6 +126,13 @@ describe('signal --metrics', () => {
 
       // The drain: the stuck reader's queue cannot flush, so after --drain-timeout its leftovers are subscriber_gone.
       process.kill(server.child.pid!, 'SIGTERM')
+      // While it drains (the stuck queue keeps it draining for --drain-timeout), /healthz says so.
+      let draining = 0
+      for (let i = 0; i < 100 && draining !== 503; i++) {
+        draining = (await fetch(`http://${metricsAddress}/healthz`)).status
+        if (draining !== 503) await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(draining).toBe(503)
       expect(await server.exit(20_000)).toBe(143)
       const stopped = parseStopped(server.lines.find((l) => l.startsWith('stopped: '))!)
       expect(stopped).toMatchObject({
