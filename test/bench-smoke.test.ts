@@ -30,6 +30,7 @@ const ROWS = [
   'cli-keygen',
   'cli-help',
   'session',
+  'auth-subscribe-cpu',
   'forward',
 ]
 

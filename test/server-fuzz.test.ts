@@ -43,8 +43,8 @@ const tally = { published: 0, refusedPublishes: 0, refusedSubscribes: 0 }
 const watchers: { cancel(): void }[] = []
 
 beforeAll(async () => {
-  // The publish rate limit has its own tests (server-limits); here it would refuse most of the fuzz.
-  server = await SignalingServer.start({ listen: '127.0.0.1:0', limits: { publishRatePerSecond: 1e6, publishBurst: 1e6 } })
+  // The publish and subscribe rate limits have their own tests (server-limits); here they would refuse most of the fuzz.
+  server = await SignalingServer.start({ listen: '127.0.0.1:0', limits: { publishRatePerSecond: 1e6, publishBurst: 1e6, subscribeRatePerSecond: 1e6, subscribeBurst: 1e6 } })
   client = rawBytesClient(server.address)
   for (const key of watched) {
     const id = key.toString('hex')

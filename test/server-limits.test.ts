@@ -99,7 +99,7 @@ describe('TokenBucket (injected clock, no sleeps)', () => {
 describe('ConnectionLimits', () => {
   it('counts subscriptions per connection and forgets idle connections', () => {
     let now = 0
-    const limits = new ConnectionLimits({ maxSubscriptions: 2, publishRatePerSecond: 1, publishBurst: 1 }, () => now)
+    const limits = new ConnectionLimits({ maxSubscriptions: 2, publishRatePerSecond: 1, publishBurst: 1, subscribeRatePerSecond: 1, subscribeBurst: 1 }, () => now)
     expect(limits.admitSubscription('a:1')).toBeUndefined()
     expect(limits.admitSubscription('a:1')).toBeUndefined()
     expect(limits.admitSubscription('a:1')).toMatch(/subscription limit of 2 per connection reached \(signal --max-subscriptions-per-connection\)/)
@@ -127,6 +127,13 @@ describe('server limits over loopback', () => {
       maxConnectionStreams: 256,
       publishRatePerSecond: 200,
       publishBurst: 400,
+      subscribeRatePerSecond: 20,
+      subscribeBurst: 64,
+      maxConnections: 10_000,
+      maxConnectionsPerIp: 256,
+      handshakeTimeoutMs: 10_000,
+      idleTimeoutMs: 300_000,
+      maxAuthFailures: 10,
     })
   })
 
@@ -259,7 +266,7 @@ describe('signal flags', () => {
     expectStatus(await publishError(client, envelopeTo(randomKey())), status.RESOURCE_EXHAUSTED, /publish rate limit of 1\/s per connection exceeded \(burst 2; signal --publish-rate, --publish-burst\)/)
     sub.call.cancel()
     signal.child.kill('SIGTERM')
-    expect(await signal.exit()).toBe(0)
+    expect(await signal.exit()).toBe(143)
     expect(signal.events.find((e) => e.type === 'stopped')).toMatchObject({ published: 2, refusedPublishes: 1, refusedSubscribes: 1 })
   })
 

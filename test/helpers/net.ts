@@ -1,6 +1,6 @@
 // Loopback stand-ins for broken servers: a port nobody listens on, and a server that accepts TCP but
-// never speaks HTTP/2 (the "hangs forever" case every client deadline must cover).
-import { createServer, type Server, type Socket } from 'node:net'
+// never speaks HTTP/2 (the "hangs forever" case every client deadline must cover); and a client that never speaks.
+import { connect, createServer, type Server, type Socket } from 'node:net'
 
 export async function unusedPort(): Promise<number> {
   const server = createServer()
@@ -33,3 +33,14 @@ export async function silentServer(): Promise<SilentServer> {
       }),
   }
 }
+
+/** A TCP connection that never sends a byte (it reads and discards, so the server's FIN is seen); resolves once connected. */
+export function silentSocket(address: string, localAddress?: string): Promise<Socket> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))]
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, ...(localAddress ? { localAddress } : {}) }, () => resolve(socket))
+    socket.once('error', reject)
+    socket.resume()
+  })
+}
+

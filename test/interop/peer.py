@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# An independent cunīcu-protocol peer (WIRE.md §4, §5, §7) for the interop tests: grpcio's generic
+# An independent cunīcu-protocol peer (WIRE.md §4, §5, §7) and STUN client for the interop tests: grpcio's generic
 # calls (no generated stubs), libsodium through PyNaCl, aioice for ICE. Output: NDJSON on stdout.
 # Exit codes as cunicu-ts's: 0 ok, 2 bad input, 3 backend/publish error, 4 timeout, 5 session failed.
 import argparse
@@ -392,6 +392,39 @@ def cmd_session(args) -> int:
     return asyncio.run(peer.run())
 
 
+# ---------------------------------------------------------------- stun
+
+
+def cmd_stun(args) -> int:
+    """aioice's own server-reflexive query (ice.server_reflexive_candidate) against a STUN server."""
+    import aioice.ice
+    from aioice.candidate import Candidate
+
+    class Receiver:
+        def data_received(self, data, component):
+            pass
+
+        def request_received(self, message, addr, protocol, raw):
+            pass
+
+    async def query() -> int:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(lambda: aioice.ice.StunProtocol(Receiver()), local_addr=(args.bind, 0))
+        host, port = transport.get_extra_info("sockname")[:2]
+        protocol.local_candidate = Candidate(foundation="1", component=1, transport="udp", priority=1, host=host, port=port, type="host")
+        try:
+            candidate = await asyncio.wait_for(aioice.ice.server_reflexive_candidate(protocol, (args.host, args.port)), args.timeout)
+        except (asyncio.TimeoutError, aioice.stun.TransactionError) as exc:
+            emit(type="error", error=f"no STUN answer: {exc!r}")
+            return 4
+        finally:
+            await protocol.close()
+        emit(type="srflx", address=candidate.host, port=candidate.port, localAddress=host, localPort=port, candidate=candidate.to_sdp())
+        return 0
+
+    return asyncio.run(query())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="peer.py", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,6 +459,13 @@ def main() -> int:
     p.add_argument("--linger", type=float, default=5, help="seconds to serve consent after connecting")
     p.add_argument("--echo", action="store_true", help="send every datagram received over the path back, unchanged")
     p.set_defaults(run=cmd_session)
+
+    p = sub.add_parser("stun", help="ask a STUN server for our server-reflexive address (aioice's client)")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--bind", default="127.0.0.1", help="local address of the UDP socket")
+    p.add_argument("--timeout", type=float, default=10)
+    p.set_defaults(run=cmd_stun)
 
     args = parser.parse_args()
     try:

@@ -1,5 +1,5 @@
-// Per-connection budgets: how many Subscribe streams one HTTP/2 connection may hold open, and how fast it
-// may publish (a token bucket). A connection is named by its peer address ("ip:port", grpc-js
+// Per-connection budgets: how many Subscribe streams one HTTP/2 connection may hold open, how fast it
+// may publish and subscribe (token buckets), and how many `--require-auth` proofs it failed. A connection is named by its peer address ("ip:port", grpc-js
 // call.getPeer()): every call on one HTTP/2 connection shares it, and two connections never do at once.
 // Refusals are messages a client's user can act on: they name the limit and the `signal` flag that sets it.
 import { TokenBucket, monotonicNow, type MonotonicClock } from './token-bucket.js'
@@ -8,11 +8,17 @@ export interface ConnectionLimitSettings {
   maxSubscriptions: number
   publishRatePerSecond: number
   publishBurst: number
+  subscribeRatePerSecond: number
+  subscribeBurst: number
 }
 
 interface Connection {
   subscriptions: number
   publishes: TokenBucket
+  subscribes: TokenBucket
+  authFailures: number
+  /** Failed too many proofs: every further call is refused until the connection is gone. */
+  shed: boolean
 }
 
 /** Publishes between sweeps of idle connections: keeps the sweep's cost per publish constant. */
@@ -60,6 +66,30 @@ export class ConnectionLimits {
     return `publish rate limit of ${this.settings.publishRatePerSecond}/s per connection exceeded (burst ${this.settings.publishBurst}; signal --publish-rate, --publish-burst); retry later`
   }
 
+  /** Takes a subscribe token for `peer`, or returns why not. */
+  admitSubscribe(peer: string): string | undefined {
+    if (this.#connection(peer).subscribes.tryTake()) return undefined
+    return `subscribe rate limit of ${this.settings.subscribeRatePerSecond}/s per connection exceeded (burst ${this.settings.subscribeBurst}; signal --subscribe-rate, --subscribe-burst); retry later`
+  }
+
+  /** Counts a failed subscribe proof; returns the connection's failures so far. */
+  authFailed(peer: string): number {
+    return ++this.#connection(peer).authFailures
+  }
+
+  markShed(peer: string): void {
+    this.#connection(peer).shed = true
+  }
+
+  shed(peer: string): boolean {
+    return this.#connections.get(peer)?.shed ?? false
+  }
+
+  /** The connection is gone: its budgets and failures with it. */
+  forget(peer: string): void {
+    this.#connections.delete(peer)
+  }
+
   clear(): void {
     this.#connections.clear()
   }
@@ -67,20 +97,26 @@ export class ConnectionLimits {
   #connection(peer: string): Connection {
     let connection = this.#connections.get(peer)
     if (!connection) {
-      connection = { subscriptions: 0, publishes: new TokenBucket(this.settings.publishRatePerSecond, this.settings.publishBurst, this.now) }
+      connection = {
+        subscriptions: 0,
+        publishes: new TokenBucket(this.settings.publishRatePerSecond, this.settings.publishBurst, this.now),
+        subscribes: new TokenBucket(this.settings.subscribeRatePerSecond, this.settings.subscribeBurst, this.now),
+        authFailures: 0,
+        shed: false,
+      }
       this.#connections.set(peer, connection)
     }
     return connection
   }
 
-  // A connection that only publishes never says goodbye (grpc-js tells handlers nothing about the
-  // connection), so its entry goes once its bucket is full again: then a new entry would decide the same.
+  // Entries also go when their connection closes (forget); a full entry is forgotten earlier, once its
+  // buckets are full again, since a new entry would then decide the same. Failed proofs are kept.
   #sweep(): void {
     this.#sinceSweep = 0
     for (const [peer, connection] of this.#connections) this.#forgetIfIdle(peer, connection)
   }
 
   #forgetIfIdle(peer: string, connection: Connection): void {
-    if (connection.subscriptions === 0 && connection.publishes.full) this.#connections.delete(peer)
+    if (connection.subscriptions === 0 && connection.authFailures === 0 && connection.publishes.full && connection.subscribes.full) this.#connections.delete(peer)
   }
 }

@@ -1,6 +1,7 @@
 // The gRPC signaling server (WIRE.md §5): a topic per recipient key, fan-out to the current subscribers,
 // nothing buffered for absent ones, nothing stored, nothing decrypted. It also serves the standard health
 // and reflection services so stock tools (grpc_health_probe, grpcurl) work against it.
+import type { EventEmitter } from 'node:events'
 import {
   Server,
   ServerCredentials,
@@ -8,59 +9,33 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
-  type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js'
-import { load as loadProto, type PackageDefinition } from '@grpc/proto-loader'
 import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
 import type { BuildInfo, Empty } from '../../gen/common.js'
-import { Envelope, SignalingService, type SubscribeParams } from '../../gen/signaling/signaling.js'
 import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
 import type { Cluster, ClusterEvent, ClusterStats } from './cluster/cluster.js'
+import { ConnectionGuard, type ConnectionCloseReason, type ConnectionRefusal } from './connection-guard.js'
 import { ConnectionLimits } from './connection-limits.js'
+import { LimitLog } from './limit-log.js'
+import type { ServerMetrics } from './metrics.js'
+import { ServerCounters, total, type ByReason, type PublishRefusal, type SubscribeRefusal } from './server-counters.js'
+import { shortKey, silentLog, type ServerLog } from './server-log.js'
+import type { StunServer } from './stun-server.js'
 import type { MonotonicClock } from './token-bucket.js'
-import { packageVersion, protoDir, SIGNALING_PROTO } from '../package-root.js'
+import { packageVersion } from '../package-root.js'
+import { RelayRegistry } from './relay-registry.js'
+import { formatHost, isUnspecified, parseListen, resolveLimits, SignalingServerError, type ServerLimits } from './server-config.js'
 import { SubscribeAuthenticator, type SubscribeAuthOptions } from './subscribe-auth.js'
 import { SubscriberQueue } from './subscriber-queue.js'
 import { Topics } from './topics.js'
-import { RELAY_PROTO, RelayRegistry } from './relay-registry.js'
+import { UnaryCallTracker } from './unary-calls.js'
+import { endedAtDeadline, loadReflectionPackageFor, SYNC_FRAME, wireService, type PublishRequest, type SubscribeRequest } from './wire-service.js'
 
-export interface ServerLimits {
-  /** Largest serialized Envelope a publisher may send. */
-  maxEnvelopeBytes: number
-  /** Envelopes waiting for one slow subscriber before the oldest is dropped. */
-  queueMaxEnvelopes: number
-  /** Bytes waiting for one slow subscriber before the oldest envelope is dropped. */
-  queueMaxBytes: number
-  /** Open Subscribe streams one HTTP/2 connection may hold. */
-  maxSubscriptionsPerConnection: number
-  /** Open Subscribe streams on the whole server. */
-  maxStreams: number
-  /**
-   * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams): calls past it wait
-   * in the client. Must exceed maxSubscriptionsPerConnection, or an extra subscription would wait forever
-   * instead of being refused with a status.
-   */
-  maxConnectionStreams: number
-  /** Sustained publishes per second per connection (token bucket rate). */
-  publishRatePerSecond: number
-  /** Publishes one connection may send at once after being idle (token bucket size). */
-  publishBurst: number
-}
-
-export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
-  maxEnvelopeBytes: 65536,
-  queueMaxEnvelopes: 1024,
-  queueMaxBytes: 4 * 1024 * 1024,
-  maxSubscriptionsPerConnection: 64,
-  maxStreams: 10_000,
-  maxConnectionStreams: 256,
-  publishRatePerSecond: 200,
-  publishBurst: 400,
-}
+export { DEFAULT_LIMITS, parseListen, SignalingServerError, type ServerLimits } from './server-config.js'
 
 export interface SignalingServerOptions {
   /** "HOST:PORT"; port 0 picks a free one; IPv6 as "[::1]:0"; an empty host means all IPv4 interfaces. */
@@ -79,6 +54,12 @@ export interface SignalingServerOptions {
   cluster?: string
   /** Cluster connection changes (lost, recovered): for logs; stats().cluster has the counters. */
   onClusterEvent?: (event: ClusterEvent) => void
+  /** The operator's log (pino's shape); nothing is logged without it. */
+  log?: ServerLog
+  /** Keep Prometheus metrics (`server.metrics`); prom-client is loaded only then. */
+  metrics?: boolean
+  /** `signal --stun-listen`: a STUN Binding server on UDP; GetRelays hands out `stun:` + advertise (or the bound address). */
+  stun?: { listen: string; advertise?: string; ratePerSecond?: number; burst?: number }
 }
 
 export interface ServerStats {
@@ -92,30 +73,31 @@ export interface ServerStats {
   delivered: number
   /** Envelope copies dropped from a slow subscriber's full queue, or still queued when its stream ended. */
   dropped: number
+  /** Every drop by reason: `no_subscriber` counts envelopes nobody was subscribed for (not in `dropped`). */
+  droppedByReason: ByReason<'no_subscriber' | 'queue_full' | 'subscriber_gone'>
   /** Publish calls answered with an error status (malformed, too large, over the rate). */
   refusedPublishes: number
+  refusedPublishesByReason: ByReason<PublishRefusal>
   /** Subscribe calls answered with an error status (malformed key, a limit, no valid proof). */
   refusedSubscribes: number
+  refusedSubscribesByReason: ByReason<SubscribeRefusal>
+  /** Open client connections now. */
+  connections: number
+  connectionsAccepted: number
+  connectionsRefusedByReason: ByReason<ConnectionRefusal>
+  connectionsClosedByReason: ByReason<ConnectionCloseReason>
+  /** With `stun`: datagrams by what was done with them. */
+  stun?: ByReason<'answered' | 'rate_limited' | 'malformed'>
   /** With `cluster`: the Redis link's state and counters. */
   cluster?: ClusterStats
 }
 
-export class SignalingServerError extends Error {
-  override name = 'SignalingServerError'
+interface Refusal {
+  code: status
+  details: string
 }
 
 export const SIGNALING_SERVICE_NAME = 'cunicu.signaling.Signaling'
-
-interface PublishRequest {
-  /** Undefined when the bytes are not an Envelope (`invalid` says why). */
-  envelope: Envelope | undefined
-  /** The envelope as received: forwarded as is, so fan-out costs no re-encoding. */
-  bytes: Buffer
-  invalid?: string
-}
-
-/** SubscribeParams, or why the bytes are not one. */
-type SubscribeRequest = SubscribeParams & { invalid?: string }
 
 interface Subscriber {
   key: Uint8Array
@@ -127,55 +109,6 @@ interface Subscriber {
   released: boolean
 }
 
-// The generated definition, but Publish also hands over the raw bytes and Subscribe writes pre-encoded
-// frames. The bytes on the wire are exactly those of the generated service.
-const wireService = {
-  ...SignalingService,
-  publish: {
-    ...SignalingService.publish,
-    requestDeserialize: (bytes: Buffer): PublishRequest => {
-      try {
-        return { envelope: Envelope.decode(bytes), bytes }
-      } catch (err) {
-        return { envelope: undefined, bytes, invalid: (err as Error).message }
-      }
-    },
-  },
-  subscribe: {
-    ...SignalingService.subscribe,
-    // A throwing deserializer would end the call with INTERNAL; garbage from a client is INVALID_ARGUMENT.
-    requestDeserialize: (bytes: Buffer): SubscribeRequest => {
-      try {
-        return SignalingService.subscribe.requestDeserialize(bytes)
-      } catch (err) {
-        return { key: new Uint8Array(0), invalid: (err as Error).message }
-      }
-    },
-    responseSerialize: (frame: Buffer): Buffer => frame,
-  },
-} as unknown as ServiceDefinition
-
-/** The live-subscription marker: an Envelope with every field unset encodes to zero bytes. */
-const SYNC_FRAME = Buffer.from(Envelope.encode(Envelope.create()).finish())
-
-let reflectionPackage: Promise<PackageDefinition> | undefined
-let reflectionWithRelays: Promise<PackageDefinition> | undefined
-
-/** Reflection also lists RelayRegistry when this server offers it. */
-function loadReflectionPackageFor(relays: RelayRegistry | undefined): Promise<PackageDefinition> {
-  if (!relays) return loadReflectionPackage()
-  reflectionWithRelays ??= loadProto([SIGNALING_PROTO, RELAY_PROTO], { includeDirs: [protoDir()] })
-  reflectionWithRelays.catch(() => (reflectionWithRelays = undefined))
-  return reflectionWithRelays
-}
-
-function loadReflectionPackage(): Promise<PackageDefinition> {
-  // signaling.proto only: reflection lists every service it is fed, and this server does not serve RelayRegistry.
-  reflectionPackage ??= loadProto(SIGNALING_PROTO, { includeDirs: [protoDir()] })
-  reflectionPackage.catch(() => (reflectionPackage = undefined))
-  return reflectionPackage
-}
-
 export class SignalingServer {
   readonly #server: Server
   readonly #limits: ServerLimits
@@ -184,25 +117,42 @@ export class SignalingServer {
   readonly #buildInfo: BuildInfo
   readonly #connections: ConnectionLimits
   readonly #auth: SubscribeAuthenticator | undefined
-  #published = 0
-  #delivered = 0
-  #dropped = 0
-  #refusedPublishes = 0
-  #refusedSubscribes = 0
+  readonly #log: ServerLog
+  readonly #limitLog: LimitLog
+  readonly #counters = new ServerCounters()
+  #guard: ConnectionGuard | undefined
+  #metrics: ServerMetrics | undefined
+  #stun: StunServer | undefined
   /** Open Subscribe streams, counted against maxStreams (Topics.subscriberCount is O(topics)). */
   #openStreams = 0
+  /** Unary calls (Publish, GetBuildInfo, ...) started and not yet answered: a drain lets them finish. */
+  readonly #unaryCalls: UnaryCallTracker
   #closing: Promise<void> | undefined
+  #draining = false
   #address = ''
   #cluster: Cluster | undefined
 
-  private constructor(server: Server, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined, clock: MonotonicClock | undefined) {
+  private constructor(
+    server: Server,
+    limits: ServerLimits,
+    version: string,
+    auth: SubscribeAuthenticator | undefined,
+    clock: MonotonicClock | undefined,
+    log: ServerLog,
+    unaryCalls: UnaryCallTracker,
+  ) {
     this.#server = server
+    this.#unaryCalls = unaryCalls
     this.#limits = limits
     this.#auth = auth
+    this.#log = log
+    this.#limitLog = new LimitLog(log)
     this.#connections = new ConnectionLimits({
       maxSubscriptions: limits.maxSubscriptionsPerConnection,
       publishRatePerSecond: limits.publishRatePerSecond,
       publishBurst: limits.publishBurst,
+      subscribeRatePerSecond: limits.subscribeRatePerSecond,
+      subscribeBurst: limits.subscribeBurst,
     }, clock)
     // The tag field carries the auth key: cunīcu's BuildInfo has no field for it, and tag is free text.
     this.#buildInfo = { ...serverBuildInfo(version), ...(auth ? { tag: auth.buildInfoTag } : {}) }
@@ -212,48 +162,95 @@ export class SignalingServer {
   static async start(options: SignalingServerOptions): Promise<SignalingServer> {
     const limits = resolveLimits(options.limits)
     const { host, port } = parseListen(options.listen)
-    const relays = options.relays?.length ? new RelayRegistry(options.relays) : undefined
-    const pkg = await loadReflectionPackageFor(relays)
+    const stunListen = options.stun ? parseListen(options.stun.listen) : undefined
+    if (options.stun?.advertise !== undefined) parseListen(options.stun.advertise)
+    if (stunListen && !options.stun?.advertise && isUnspecified(stunListen.host)) {
+      throw new SignalingServerError(`STUN listen address ${options.stun!.listen} is a wildcard: peers cannot be told to use it; give the address they should use with --stun-advertise HOST:PORT`)
+    }
+    const log = options.log ?? silentLog
+    const unaryCalls = new UnaryCallTracker()
     const server = new Server({
       // Bounds what one request may make us hold; envelopes between the limit and this get our own,
       // clearer RESOURCE_EXHAUSTED message from publish().
       'grpc.max_receive_message_length': Math.max(2 * limits.maxEnvelopeBytes, 1024 * 1024),
       'grpc.max_concurrent_streams': limits.maxConnectionStreams,
+      interceptors: [unaryCalls.interceptor],
     })
     const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
-    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth, options.clock)
-    server.addService(wireService, self.#implementation())
-    self.#health.addToServer(server)
+    const self = new SignalingServer(server, limits, options.version ?? packageVersion(), auth, options.clock, log, unaryCalls)
+    try {
+      await self.#startParts(options, stunListen)
+      const credentials = options.tls
+        ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
+        : ServerCredentials.createInsecure()
+      const injector = server.createConnectionInjector(credentials)
+      const guard = new ConnectionGuard(limits, (socket) => injector.injectConnection(socket), {
+        opened: (peer) => self.#connectionOpened(peer),
+        refused: (peer, reason) => self.#connectionRefused(peer, reason),
+        closed: (peer, reason, openMs) => self.#connectionClosed(peer, reason, openMs),
+      }, { injectOnFirstData: !options.tls })
+      guard.watchSessions(injectorHttp2Server(server))
+      self.#guard = guard
+      let bound: number
+      try {
+        bound = await guard.listen(host, port)
+      } catch (err) {
+        throw new SignalingServerError(`cannot listen on ${options.listen}: ${(err as Error).message}`)
+      }
+      self.#address = `${formatHost(host)}:${bound}`
+    } catch (err) {
+      self.#guard?.destroyAll()
+      server.forceShutdown()
+      await self.#cluster?.close()
+      await self.#stun?.close()
+      throw err instanceof SignalingServerError ? err : new SignalingServerError((err as Error).message)
+    }
+    log.info({ event: 'listening', address: self.#address, tls: Boolean(options.tls), ...(self.#stun ? { stun: self.#stun.address } : {}), auth: Boolean(auth) }, 'signaling server listening')
+    return self
+  }
+
+  /** Services, STUN, metrics and cluster: everything but the listening socket. */
+  async #startParts(options: SignalingServerOptions, stunListen: { host: string; port: number } | undefined): Promise<void> {
+    const server = this.#server
+    if (stunListen) {
+      const { StunServer } = await import('./stun-server.js')
+      try {
+        this.#stun = await StunServer.start({
+          ...stunListen,
+          ...(options.stun?.ratePerSecond ? { ratePerSecond: options.stun.ratePerSecond } : {}),
+          ...(options.stun?.burst ? { burst: options.stun.burst } : {}),
+          onRequest: (result, source) => {
+            this.#counters.stun[result]++
+            if (result === 'rate_limited') this.#limitLog.hit({ peer: source, limit: 'stun_rate' }, 'STUN requests from this address over the rate limit: dropped')
+          },
+        })
+      } catch (err) {
+        throw new SignalingServerError(`cannot listen for STUN on ${options.stun!.listen}: ${(err as Error).message}`)
+      }
+    }
+    const stunUrl = this.#stun ? `stun:${options.stun?.advertise ?? this.#stun.address}` : undefined
+    const relayUrls = [...(options.relays ?? []), ...(stunUrl ? [stunUrl] : [])]
+    const relays = relayUrls.length ? new RelayRegistry(relayUrls) : undefined
+    const pkg = await loadReflectionPackageFor(relays)
+    server.addService(wireService, this.#implementation())
+    this.#health.addToServer(server)
     relays?.addToServer(server)
     new ReflectionService(pkg).addToServer(server)
+    if (options.metrics) {
+      const { ServerMetrics } = await import('./metrics.js')
+      this.#metrics = new ServerMetrics(() => this.stats(), { cluster: Boolean(options.cluster), stun: Boolean(this.#stun) })
+    }
     if (options.cluster) {
       // Loaded only here, so a plain `signal` never loads the Redis client.
       const { openCluster } = await import('./cluster/cluster.js')
-      try {
-        self.#cluster = await openCluster(options.cluster, {
-          deliver: (recipient, bytes) => self.#deliverLocal(recipient, bytes),
-          ...(options.onClusterEvent ? { onEvent: options.onClusterEvent } : {}),
-        })
-      } catch (err) {
-        throw new SignalingServerError((err as Error).message)
-      }
+      this.#cluster = await openCluster(options.cluster, {
+        deliver: (recipient, bytes) => this.#deliverLocal(recipient, bytes, performance.now()),
+        onEvent: (event) => {
+          this.#logClusterEvent(event)
+          options.onClusterEvent?.(event)
+        },
+      })
     }
-
-    const credentials = options.tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false)
-      : ServerCredentials.createInsecure()
-    const target = `${formatHost(host)}:${port}`
-    try {
-      const bound = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))),
-      )
-      self.#address = `${formatHost(host)}:${bound}`
-    } catch (err) {
-      server.forceShutdown()
-      await self.#cluster?.close()
-      throw new SignalingServerError(`cannot listen on ${options.listen}: ${(err as Error).message}`)
-    }
-    return self
   }
 
   /** The bound "HOST:PORT", with the real port when port 0 was asked for. */
@@ -261,33 +258,71 @@ export class SignalingServer {
     return this.#address
   }
 
+  /** The bound STUN "HOST:PORT", with `stun`. */
+  get stunAddress(): string | undefined {
+    return this.#stun?.address
+  }
+
   /** The key clients seal subscribe proofs to, when this server requires them (`auth`). */
   get authKey(): PublicKey | undefined {
     return this.#auth?.publicKey
   }
 
+  /** With `metrics`: the Prometheus registry and the delivery histogram. */
+  get metrics(): ServerMetrics | undefined {
+    return this.#metrics
+  }
+
+  /** False once a drain began (health NOT_SERVING, /healthz 503). */
+  get serving(): boolean {
+    return !this.#draining
+  }
+
   stats(): ServerStats {
+    const c = this.#counters
     return {
       subscribers: this.#topics.subscriberCount,
       topics: this.#topics.topicCount,
-      published: this.#published,
-      delivered: this.#delivered,
-      dropped: this.#dropped,
-      refusedPublishes: this.#refusedPublishes,
-      refusedSubscribes: this.#refusedSubscribes,
+      published: c.published,
+      delivered: c.delivered,
+      dropped: c.dropped.queue_full + c.dropped.subscriber_gone,
+      droppedByReason: { ...c.dropped },
+      refusedPublishes: total(c.refusedPublishes),
+      refusedPublishesByReason: { ...c.refusedPublishes },
+      refusedSubscribes: total(c.refusedSubscribes),
+      refusedSubscribesByReason: { ...c.refusedSubscribes },
+      connections: this.#guard?.size ?? 0,
+      connectionsAccepted: c.connectionsAccepted,
+      connectionsRefusedByReason: { ...c.connectionsRefused },
+      connectionsClosedByReason: { ...c.connectionsClosed },
+      ...(this.#stun ? { stun: { ...c.stun } } : {}),
       ...(this.#cluster ? { cluster: this.#cluster.stats() } : {}),
     }
   }
 
-  /** Stops accepting, ends every stream with UNAVAILABLE, then waits up to graceMs for calls in flight. */
+  /**
+   * Drains and stops (a rolling restart's SIGTERM): stops accepting connections, sends GOAWAY, lets calls
+   * in flight finish, waits for the cluster to carry what was accepted and for subscriber queues to empty,
+   * then ends every stream with UNAVAILABLE so that clients reconnect (elsewhere). `graceMs` bounds it all.
+   */
   close(graceMs = 2000): Promise<void> {
-    this.#closing ??= this.#shutdown(graceMs)
+    this.#closing ??= this.#drain(graceMs)
     return this.#closing
   }
 
-  async #shutdown(graceMs: number): Promise<void> {
+  async #drain(graceMs: number): Promise<void> {
+    const started = performance.now()
+    const deadline = started + graceMs
+    this.#draining = true
+    this.#log.info({ event: 'drain', phase: 'started', connections: this.#guard?.size ?? 0, subscriptions: this.#openStreams, graceMs }, 'draining: no new connections, GOAWAY sent')
     this.#health.setStatus('', 'NOT_SERVING')
     this.#health.setStatus(SIGNALING_SERVICE_NAME, 'NOT_SERVING')
+    this.#guard?.stopAccepting()
+    this.#guard?.goAwayAll()
+    await waitFor(() => this.#unaryCalls.inFlight === 0, deadline)
+    if (this.#cluster) await untilDeadline(this.#cluster.flush(), deadline)
+    await waitFor(() => this.#topics.all().every((s) => s.queue.length === 0), deadline)
+    const unflushed = this.#topics.all().reduce((n, s) => n + s.queue.length, 0)
     for (const subscriber of this.#topics.all()) {
       // UNAVAILABLE, not OK: the stream did not complete, and clients should subscribe again elsewhere/later.
       subscriber.call.emit('error', { code: status.UNAVAILABLE, details: 'signaling server is shutting down' })
@@ -296,16 +331,43 @@ export class SignalingServer {
     this.#connections.clear()
     this.#auth?.close()
     await this.#cluster?.close()
+    await this.#stun?.close()
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.#server.forceShutdown()
         resolve()
-      }, graceMs)
+      }, Math.max(100, deadline - performance.now()))
       this.#server.tryShutdown(() => {
         clearTimeout(timer)
         resolve()
       })
     })
+    this.#guard?.destroyAll()
+    this.#log.info({ event: 'drain', phase: 'done', ms: Math.round(performance.now() - started), unflushedEnvelopes: unflushed, unaryInFlight: this.#unaryCalls.inFlight }, 'drained')
+  }
+
+  #connectionOpened(peer: string): void {
+    this.#counters.connectionsAccepted++
+    this.#log.info({ event: 'connection_opened', peer }, 'connection opened')
+  }
+
+  #connectionRefused(peer: string, reason: ConnectionRefusal): void {
+    this.#counters.connectionsRefused[reason]++
+    const ip = peer.slice(0, peer.lastIndexOf(':'))
+    this.#limitLog.hit({ peer: ip, limit: reason }, reason === 'max_connections' ? `connection refused: server-wide limit of ${this.#limits.maxConnections} connections (signal --max-connections)` : `connection refused: limit of ${this.#limits.maxConnectionsPerIp} connections per IP address (signal --max-connections-per-ip)`)
+  }
+
+  #connectionClosed(peer: string, reason: ConnectionCloseReason, openMs: number): void {
+    this.#counters.connectionsClosed[reason]++
+    this.#connections.forget(peer)
+    this.#limitLog.forget(peer)
+    this.#log.info({ event: 'connection_closed', peer, reason, openMs: Math.round(openMs) }, 'connection closed')
+  }
+
+  #logClusterEvent(event: ClusterEvent): void {
+    const fields = { event: 'cluster', ...event }
+    if (event.state === 'lost') this.#log.warn(fields, 'cluster link lost: local subscribers still served, reconnecting')
+    else this.#log.info(fields, `cluster ${event.state}`)
   }
 
   #implementation(): UntypedServiceImplementation {
@@ -318,53 +380,59 @@ export class SignalingServer {
       },
       publish: (call: ServerUnaryCall<PublishRequest, Empty>, callback: sendUnaryData<Empty>) => {
         if (endedAtDeadline(call)) return callback({ code: status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the request was complete' })
-        const error = this.#publish(call.request, call.getPeer())
-        if (error) {
-          this.#refusedPublishes++
-          callback(error)
+        const peer = call.getPeer()
+        const refusal = this.#publish(call.request, peer)
+        if (refusal) {
+          this.#counters.refusedPublishes[refusal.reason]++
+          if (refusal.reason === 'rate' || refusal.reason === 'auth') this.#limitLog.hit({ peer, limit: `publish_${refusal.reason}` }, refusal.details)
+          callback({ code: refusal.code, details: refusal.details })
         } else callback(null, {})
       },
     }
   }
 
   #subscribe(call: ServerWritableStream<SubscribeRequest, Buffer>): void {
-    const refusal = this.#admitSubscriber(call)
+    const peer = call.getPeer()
+    const refusal = this.#admitSubscriber(call, peer)
     if (refusal) {
-      this.#refusedSubscribes++
-      call.emit('error', refusal)
+      this.#counters.refusedSubscribes[refusal.reason]++
+      if (refusal.reason !== 'invalid' && refusal.reason !== 'shutting_down') this.#limitLog.hit({ peer, limit: `subscribe_${refusal.reason}` }, refusal.details)
+      call.emit('error', { code: refusal.code, details: refusal.details })
       return
     }
     const { key } = call.request
     const subscriber: Subscriber = {
       key,
       call,
-      peer: call.getPeer(),
+      peer,
       released: false,
       queue: new SubscriberQueue(
         call,
         { maxFrames: this.#limits.queueMaxEnvelopes, maxBytes: this.#limits.queueMaxBytes },
-        { delivered: () => this.#delivered++, dropped: (n) => (this.#dropped += n) },
+        {
+          delivered: (acceptedAt) => {
+            this.#counters.delivered++
+            this.#metrics?.observeDelivery((performance.now() - acceptedAt) / 1000)
+          },
+          dropped: (n, reason) => (this.#counters.dropped[reason] += n),
+        },
       ),
     }
-    if (this.#cluster) return this.#subscribeClustered(subscriber)
-    // Both synchronous: no publish can slip in between the marker and joining the topic.
-    call.write(SYNC_FRAME)
-    this.#topics.add(key, subscriber)
     const leave = (): void => this.#drop(subscriber)
     call.on('cancelled', leave)
     call.on('error', leave)
     call.on('finish', leave)
     call.on('close', leave)
+    this.#log.info({ event: 'subscription_opened', peer, key: shortKey(key) }, 'subscription opened')
+    if (this.#cluster) return this.#subscribeClustered(subscriber)
+    // Both synchronous: no publish can slip in between the marker and joining the topic.
+    call.write(SYNC_FRAME)
+    this.#topics.add(key, subscriber)
   }
 
   /** Cluster mode: the sync envelope waits until this instance receives the key's envelopes from every instance. */
   #subscribeClustered(subscriber: Subscriber): void {
     const { call, key } = subscriber
-    const leave = (): void => this.#drop(subscriber)
-    call.on('cancelled', leave)
-    call.on('error', leave)
-    call.on('finish', leave)
-    call.on('close', leave)
     void this.#cluster!.join(key).then(() => {
       if (subscriber.released || this.#closing) return
       call.write(SYNC_FRAME)
@@ -372,36 +440,60 @@ export class SignalingServer {
     })
   }
 
-  #deliverLocal(recipient: Uint8Array, bytes: Buffer): void {
-    for (const subscriber of this.#topics.subscribers(recipient)) subscriber.queue.push(bytes)
+  #deliverLocal(recipient: Uint8Array, bytes: Buffer, acceptedAt: number): number {
+    const subscribers = this.#topics.subscribers(recipient)
+    for (const subscriber of subscribers) subscriber.queue.push(bytes, acceptedAt)
+    return subscribers.length
   }
 
   /**
-   * Why a Subscribe may not start, checked cheapest first; on success the stream holds one unit of the
-   * server's and its connection's stream budgets until #drop gives them back.
+   * Why a Subscribe may not start, checked cheapest first (the rate before the proof, so a flood of bad
+   * proofs costs the sender its budget before it costs us an X25519); on success the stream holds one unit
+   * of the server's and its connection's stream budgets until #drop gives them back.
    */
-  #admitSubscriber(call: ServerWritableStream<SubscribeRequest, Buffer>): { code: status; details: string } | undefined {
+  #admitSubscriber(call: ServerWritableStream<SubscribeRequest, Buffer>, peer: string): (Refusal & { reason: SubscribeRefusal }) | undefined {
     const { key, invalid } = call.request
-    if (this.#closing) return { code: status.UNAVAILABLE, details: 'signaling server is shutting down' }
-    if (invalid !== undefined) return { code: status.INVALID_ARGUMENT, details: `subscribe request is not a valid SubscribeParams message: ${invalid}` }
+    if (this.#closing) return { reason: 'shutting_down', code: status.UNAVAILABLE, details: 'signaling server is shutting down' }
+    if (this.#connections.shed(peer)) return { reason: 'auth', code: status.PERMISSION_DENIED, details: this.#shedMessage() }
+    const overRate = this.#connections.admitSubscribe(peer)
+    if (overRate) return { reason: 'rate', code: status.RESOURCE_EXHAUSTED, details: overRate }
+    if (invalid !== undefined) return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `subscribe request is not a valid SubscribeParams message: ${invalid}` }
     if (key.length !== KEY_LENGTH) {
-      return { code: status.INVALID_ARGUMENT, details: `subscribe key is ${key.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
+      return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `subscribe key is ${key.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
     }
     if (this.#auth) {
       const proof = call.metadata.get(AUTH_METADATA_KEY)[0]
       const refused = this.#auth.check(typeof proof === 'string' ? proof : undefined, key)
-      if (refused) return refused
+      if (refused) {
+        this.#authFailed(peer)
+        return { reason: 'auth', ...refused }
+      }
     }
     if (this.#openStreams >= this.#limits.maxStreams) {
       return {
+        reason: 'server_limit',
         code: status.RESOURCE_EXHAUSTED,
         details: `server-wide limit of ${this.#limits.maxStreams} open subscriptions reached (signal --max-streams); retry later or use another server`,
       }
     }
-    const perConnection = this.#connections.admitSubscription(call.getPeer())
-    if (perConnection) return { code: status.RESOURCE_EXHAUSTED, details: perConnection }
+    const perConnection = this.#connections.admitSubscription(peer)
+    if (perConnection) return { reason: 'connection_limit', code: status.RESOURCE_EXHAUSTED, details: perConnection }
     this.#openStreams++
     return undefined
+  }
+
+  /** A failed proof; past maxAuthFailures the connection is shed: refused from now on, and closed. */
+  #authFailed(peer: string): void {
+    const failures = this.#connections.authFailed(peer)
+    if (failures !== this.#limits.maxAuthFailures) return
+    this.#connections.markShed(peer)
+    this.#log.warn({ event: 'connection_shed', peer, failures }, `connection shed after ${failures} failed subscribe proofs (GOAWAY ENHANCE_YOUR_CALM)`)
+    // After this call's own status went out: a GOAWAY first would fail it with the GOAWAY's code instead.
+    setImmediate(() => this.#guard?.close(peer, 'auth_failures'))
+  }
+
+  #shedMessage(): string {
+    return `this connection was closed after ${this.#limits.maxAuthFailures} failed subscribe proofs (signal --max-auth-failures); reconnect with a valid proof`
   }
 
   #drop(subscriber: Subscriber): void {
@@ -412,68 +504,55 @@ export class SignalingServer {
     this.#openStreams--
     this.#cluster?.leave(subscriber.key)
     this.#connections.releaseSubscription(subscriber.peer)
+    this.#log.info({ event: 'subscription_closed', peer: subscriber.peer, key: shortKey(subscriber.key) }, 'subscription closed')
   }
 
-  #publish({ envelope, bytes, invalid }: PublishRequest, peer: string): { code: status; details: string } | undefined {
+  #publish({ envelope, bytes, invalid }: PublishRequest, peer: string): (Refusal & { reason: PublishRefusal }) | undefined {
+    if (this.#connections.shed(peer)) return { reason: 'auth', code: status.PERMISSION_DENIED, details: this.#shedMessage() }
     // Counted before anything else, so a flood of garbage costs the sender its budget like valid envelopes do.
     const overRate = this.#connections.admitPublish(peer)
-    if (overRate) return { code: status.RESOURCE_EXHAUSTED, details: overRate }
+    if (overRate) return { reason: 'rate', code: status.RESOURCE_EXHAUSTED, details: overRate }
     if (bytes.length > this.#limits.maxEnvelopeBytes) {
       return {
+        reason: 'size',
         code: status.RESOURCE_EXHAUSTED,
         details: `envelope is ${bytes.length} bytes, over this server's limit of ${this.#limits.maxEnvelopeBytes} bytes (signal --max-envelope-bytes)`,
       }
     }
-    if (!envelope) return { code: status.INVALID_ARGUMENT, details: `publish request is not a valid Envelope message: ${invalid ?? 'undecodable'}` }
+    if (!envelope) return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `publish request is not a valid Envelope message: ${invalid ?? 'undecodable'}` }
     for (const [field, value] of [['sender', envelope.sender], ['recipient', envelope.recipient]] as const) {
       if (value.length !== KEY_LENGTH) {
-        return { code: status.INVALID_ARGUMENT, details: `envelope ${field} is ${value.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
+        return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `envelope ${field} is ${value.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
       }
     }
-    this.#published++
-    for (const subscriber of this.#topics.subscribers(envelope.recipient)) subscriber.queue.push(bytes)
-    this.#cluster?.publish(envelope.recipient, bytes)
+    this.#counters.published++
+    const local = this.#deliverLocal(envelope.recipient, bytes, performance.now())
+    // Without a cluster nobody else can want it; with one, other instances may have subscribers.
+    if (this.#cluster) this.#cluster.publish(envelope.recipient, bytes)
+    else if (local === 0) this.#counters.dropped.no_subscriber++
     return undefined
   }
 }
 
-function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
-  const limits = { ...DEFAULT_LIMITS }
-  for (const [name, value] of Object.entries(partial) as [keyof ServerLimits, number | undefined][]) {
-    if (value === undefined) continue
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new SignalingServerError(`server limit ${name} must be a positive integer, got ${value}`)
-    }
-    limits[name] = value
-  }
-  if (limits.maxConnectionStreams <= limits.maxSubscriptionsPerConnection) {
-    throw new SignalingServerError(
-      `server limit maxConnectionStreams (${limits.maxConnectionStreams}) must exceed maxSubscriptionsPerConnection (${limits.maxSubscriptionsPerConnection}): otherwise a subscription over the limit waits forever instead of being refused`,
-    )
-  }
-  return limits
+/** grpc-js's HTTP/2 server behind the connection injector just created (grpc-js 1.14 keeps it in a private map). */
+function injectorHttp2Server(server: Server): EventEmitter {
+  const servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers
+  const last = servers ? [...servers.keys()].at(-1) : undefined
+  if (!last) throw new SignalingServerError('this @grpc/grpc-js version does not expose its HTTP/2 server: the connection guard needs 1.14')
+  return last
 }
 
-/** "HOST:PORT", "[V6]:PORT" or ":PORT". */
-export function parseListen(listen: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(listen.trim())
-  const port = match ? Number(match[3]) : NaN
-  if (!match || port > 65535) {
-    throw new SignalingServerError(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080 or :8080)`)
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port }
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits for `promise`, but not past `deadline` (performance.now()); leaves no timer behind. */
+async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))))])
+  clearTimeout(timer)
 }
 
-/**
- * grpc-js 1.14 runs a handler even for a call that already ended with DEADLINE_EXCEEDED while waiting for
- * the end of the request, once the client resets the stream; that call never emits 'cancelled' or 'close',
- * so a subscriber added for it would hold its stream budgets forever (found by test/server-fuzz.test.ts).
- */
-function endedAtDeadline(call: { getDeadline(): Date | number }): boolean {
-  const deadline = call.getDeadline()
-  return (deadline instanceof Date ? deadline.getTime() : deadline) <= Date.now()
+/** Polls `done` every 10 ms until it holds or `deadline` (performance.now()) passes. */
+async function waitFor(done: () => boolean, deadline: number): Promise<void> {
+  while (!done() && performance.now() < deadline) await sleep(10)
 }
 
-function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host
-}

@@ -15,14 +15,19 @@ export interface QueueLimits {
   maxBytes: number
 }
 
+export type QueueDropReason = 'queue_full' | 'subscriber_gone'
+
 export interface QueueCounters {
-  delivered(): void
-  dropped(count: number): void
+  /** One frame written to the stream; `acceptedAt` is when its publish was accepted (performance.now()). */
+  delivered(acceptedAt: number): void
+  dropped(count: number, reason: QueueDropReason): void
 }
 
 export class SubscriberQueue {
   // A deque as array + head index: shift() on a 1024-entry array per frame would be quadratic.
   #frames: Buffer[] = []
+  /** When each frame's publish was accepted, parallel to #frames (for the delivery latency histogram). */
+  #acceptedAt: number[] = []
   #head = 0
   #bytes = 0
   #waiting = false
@@ -46,9 +51,10 @@ export class SubscriberQueue {
     return this.#bytes
   }
 
-  push(frame: Buffer): void {
+  push(frame: Buffer, acceptedAt = performance.now()): void {
     if (this.#closed) return
     this.#frames.push(frame)
+    this.#acceptedAt.push(acceptedAt)
     this.#bytes += frame.length
     this.#flush()
     let dropped = 0
@@ -56,7 +62,7 @@ export class SubscriberQueue {
       this.#shift()
       dropped++
     }
-    if (dropped > 0) this.counters.dropped(dropped)
+    if (dropped > 0) this.counters.dropped(dropped, 'queue_full')
   }
 
   /** Stops the queue; frames still waiting count as dropped, since they never reached the reader. */
@@ -66,9 +72,10 @@ export class SubscriberQueue {
     this.sink.off('drain', this.#onDrain)
     const left = this.length
     this.#frames = []
+    this.#acceptedAt = []
     this.#head = 0
     this.#bytes = 0
-    if (left > 0) this.counters.dropped(left)
+    if (left > 0) this.counters.dropped(left, 'subscriber_gone')
   }
 
   #flush(): void {
@@ -78,8 +85,9 @@ export class SubscriberQueue {
         this.sink.once('drain', this.#onDrain)
         return
       }
+      const acceptedAt = this.#acceptedAt[this.#head]!
       this.sink.write(this.#shift())
-      this.counters.delivered()
+      this.counters.delivered(acceptedAt)
     }
   }
 
@@ -89,9 +97,11 @@ export class SubscriberQueue {
     this.#bytes -= frame.length
     if (this.#head === this.#frames.length) {
       this.#frames = []
+      this.#acceptedAt = []
       this.#head = 0
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#frames.length) {
       this.#frames = this.#frames.slice(this.#head)
+      this.#acceptedAt = this.#acceptedAt.slice(this.#head)
       this.#head = 0
     }
     return frame

@@ -43,6 +43,8 @@ export interface Cluster {
   /** An envelope this instance accepted and delivered locally; the cluster carries it to the others. */
   publish(recipient: Uint8Array, envelope: Buffer): void
   stats(): ClusterStats
+  /** Resolves once every envelope handed to publish() so far reached the broker or failed (a drain waits for it). */
+  flush(): Promise<void>
   /** Idempotent; afterwards no connection or timer of the cluster remains. */
   close(): Promise<void>
 }

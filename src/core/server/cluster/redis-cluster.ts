@@ -48,6 +48,8 @@ export class RedisCluster implements Cluster {
   #everConnected = false
   #connected = false
   #closed = false
+  /** PUBLISH commands not yet answered by Redis. */
+  readonly #inFlight = new Set<Promise<unknown>>()
   #published = 0
   #publishFailed = 0
   #received = 0
@@ -124,7 +126,15 @@ export class RedisCluster implements Cluster {
       return
     }
     this.#published++
-    this.#pub.publish(channelName(recipient), Buffer.concat([this.#origin, envelope])).catch(() => this.#publishFailed++)
+    const sent: Promise<unknown> = this.#pub
+      .publish(channelName(recipient), Buffer.concat([this.#origin, envelope]))
+      .catch(() => this.#publishFailed++)
+      .finally(() => this.#inFlight.delete(sent))
+    this.#inFlight.add(sent)
+  }
+
+  async flush(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight])
   }
 
   stats(): ClusterStats {

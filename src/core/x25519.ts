@@ -1,0 +1,69 @@
+// X25519 (RFC 7748) shared secrets. Through node:crypto (OpenSSL) where the runtime has it: ~14× faster
+// than @noble/curves, which matters wherever a peer can make us compute one (an uncached envelope, every
+// `--require-auth` proof). @noble/curves stays as the portable path (runtimes without node:crypto X25519)
+// and as the reference the tests compare against: both give the same bytes (test/x25519.test.ts).
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto'
+import { x25519 } from '@noble/curves/ed25519.js'
+
+export type X25519 = (privateKey: Uint8Array, publicKey: Uint8Array) => Uint8Array
+
+// The DER prefix of an X25519 PKCS#8 private key (RFC 8410): prefix || 32 raw bytes. Public keys go in as
+// JWK instead: OpenSSL's DER decoder costs ~60 µs per key on this machine, twice the X25519 itself, the
+// JWK import ~5 µs.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+
+/**
+ * Private KeyObjects by the very Uint8Array holding the key (PrivateKey.secretBytes is one array for the
+ * key's lifetime): a server or peer computes every shared secret with one private key. A WeakMap, so the
+ * entry goes with the key; the bytes are compared on every use, so an array reused for another key
+ * cannot get the old key's object.
+ */
+const privateObjects = new WeakMap<Uint8Array, { bytes: Buffer; key: KeyObject }>()
+
+function privateObject(bytes: Uint8Array): KeyObject {
+  const cached = privateObjects.get(bytes)
+  if (cached && cached.bytes.equals(bytes)) return cached.key
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, bytes]), format: 'der', type: 'pkcs8' })
+  privateObjects.set(bytes, { bytes: Buffer.from(bytes), key })
+  return key
+}
+
+export class X25519Error extends Error {
+  override name = 'X25519Error'
+}
+
+/** X25519 through node:crypto. Throws X25519Error for low-order public keys (an all-zero secret), like noble. */
+export const nodeX25519: X25519 = (privateKey, publicKey) => {
+  if (privateKey.length !== 32 || publicKey.length !== 32) throw new X25519Error('X25519 keys are 32 bytes')
+  try {
+    const theirs = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' })
+    return new Uint8Array(diffieHellman({ privateKey: privateObject(privateKey), publicKey: theirs }))
+  } catch (err) {
+    throw new X25519Error(`invalid private or public key received: ${(err as Error).message}`)
+  }
+}
+
+/** X25519 through @noble/curves (pure JS): the portable path. */
+export const nobleX25519: X25519 = (privateKey, publicKey) => {
+  try {
+    return x25519.getSharedSecret(privateKey, publicKey)
+  } catch (err) {
+    throw new X25519Error((err as Error).message)
+  }
+}
+
+/** Whether this runtime's node:crypto does X25519 (checked once, on a known pair). */
+function nodeHasX25519(): boolean {
+  try {
+    const a = new Uint8Array(32).fill(1)
+    const b = x25519.getPublicKey(new Uint8Array(32).fill(2))
+    return Buffer.from(nodeX25519(a, b)).equals(Buffer.from(x25519.getSharedSecret(a, b)))
+  } catch {
+    return false
+  }
+}
+
+/** The implementation this process uses. */
+export const x25519SharedSecret: X25519 = nodeHasX25519() ? nodeX25519 : nobleX25519
+
+export const x25519Implementation: 'node:crypto' | '@noble/curves' = x25519SharedSecret === nodeX25519 ? 'node:crypto' : '@noble/curves'
