@@ -12,7 +12,7 @@ import {
 } from '@grpc/grpc-js'
 import { SignalingClient, type Envelope } from '../../gen/signaling/signaling.js'
 import { AUTH_METADATA_KEY, authKeyFromTag, sealSubscribeProof } from '../auth-proof.js'
-import { BackendError, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
+import { BackendError, type BackendFactory, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
 import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 
@@ -312,3 +312,6 @@ function booleanParam(url: URL, name: string): boolean {
   if (value === 'false' || value === '0') return false
   throw new BackendError(`backend ${url}: ${name}=${value} is not true or false`)
 }
+
+/** The registry's entry point (backends/index.ts). */
+export const createBackend: BackendFactory = (url, options) => new GrpcBackend(url, options)

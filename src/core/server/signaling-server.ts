@@ -228,7 +228,7 @@ export class SignalingServer {
     new ReflectionService(pkg).addToServer(server)
     if (options.cluster) {
       // Loaded only here, so a plain `signal` never loads the Redis client.
-      const { openCluster } = await import('./cluster/cluster.js')
+      const { openCluster } = await import('./cluster/open-cluster.js')
       try {
         self.#cluster = await openCluster(options.cluster, {
           deliver: (recipient, bytes) => self.#deliverLocal(recipient, bytes),
