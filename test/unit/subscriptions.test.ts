@@ -16,6 +16,15 @@ function recorder(): MessageHandler & { messages: ReceivedMessage[]; failures: E
   return { messages, failures, onMessage: (m) => messages.push(m), onError: (f) => failures.push(f) }
 }
 
+/** A registry with one recorder for any sender to our key. */
+function listeningToAnyone() {
+  const registry = new SubscriptionsRegistry()
+  const ours = PrivateKey.generate()
+  const handler = recorder()
+  registry.add({ ours, theirs: PublicKey.ANY }, handler)
+  return { registry, ours, handler }
+}
+
 describe('SubscriptionsRegistry', () => {
   it('add says when our key gets its first handler, remove when it loses its last', () => {
     const registry = new SubscriptionsRegistry()
@@ -66,10 +75,7 @@ describe('SubscriptionsRegistry', () => {
   })
 
   it('ignores envelopes for keys it does not hold, and recipients that are not keys', () => {
-    const registry = new SubscriptionsRegistry()
-    const ours = PrivateKey.generate()
-    const handler = recorder()
-    registry.add({ ours, theirs: PublicKey.ANY }, handler)
+    const { registry, ours, handler } = listeningToAnyone()
     const sender = PrivateKey.generate()
     registry.deliver(sealMessage(credentials('x'), sender, PrivateKey.generate().publicKey), 'test:')
     const short = sealMessage(credentials('x'), sender, ours.publicKey)
@@ -80,10 +86,7 @@ describe('SubscriptionsRegistry', () => {
   })
 
   it('a sender claiming the zero key reaches the any-sender handlers once', () => {
-    const registry = new SubscriptionsRegistry()
-    const ours = PrivateKey.generate()
-    const handler = recorder()
-    registry.add({ ours, theirs: PublicKey.ANY }, handler)
+    const { registry, ours, handler } = listeningToAnyone()
     const forged = sealMessage(credentials('x'), PrivateKey.generate(), ours.publicKey)
     forged.sender = new Uint8Array(32)
     registry.deliver(forged, 'test:')
@@ -117,10 +120,7 @@ describe('SubscriptionsRegistry', () => {
   })
 
   it('a malformed sender is a failure without a claimed sender', () => {
-    const registry = new SubscriptionsRegistry()
-    const ours = PrivateKey.generate()
-    const handler = recorder()
-    registry.add({ ours, theirs: PublicKey.ANY }, handler)
+    const { registry, ours, handler } = listeningToAnyone()
     const bad = sealMessage(credentials('x'), PrivateKey.generate(), ours.publicKey)
     bad.sender = bad.sender.subarray(0, 5)
     registry.deliver(bad, 'test:')
