@@ -98,6 +98,16 @@ describe('ReplayGuard at its boundaries', () => {
     expect(guard.admit(now, nonce(5))).toBe('fresh')
   })
 
+  it('an expired nonce behind a live one is not a replay, even before it is pruned', () => {
+    let now = 50_000
+    const guard = new ReplayGuard(SKEW, 10, () => now)
+    expect(guard.admit(now + SKEW, nonce(1))).toBe('fresh') // expires last, stays in front
+    expect(guard.admit(now - SKEW, nonce(2))).toBe('fresh') // expires first, behind it
+    now += 1
+    expect(guard.admit(now, nonce(2))).toBe('fresh')
+    expect(guard.admit(now, nonce(2))).toBe('replayed')
+  })
+
   it('tells nonces apart by every byte', () => {
     const now = 50_000
     const guard = new ReplayGuard(SKEW, 10, () => now)

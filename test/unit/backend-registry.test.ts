@@ -100,22 +100,35 @@ describe('registerBackend and openBackend', () => {
     expect(opened[0]!.closed).toBe(true)
   })
 
-  it('says so when a module has no createBackend', async () => {
+  it('says so when a module has no createBackend, or a loader gives no module', async () => {
     registerBackend('rec-empty', async () => ({}) as BackendModule)
     await expect(openBackend('rec-empty:x')).rejects.toThrow(new BackendError('backend scheme "rec-empty:": its module exports no createBackend(url, options)'))
+    registerBackend('rec-nothing', async () => undefined as unknown as BackendModule)
+    await expect(openBackend('rec-nothing:x')).rejects.toThrow(new BackendError('backend scheme "rec-nothing:": its module exports no createBackend(url, options)'))
+  })
+
+  it('an empty registry says it knows none', async () => {
+    vi.resetModules()
+    const fresh = await import('../../src/core/backend-registry.js')
+    expect(fresh.registeredSchemes()).toEqual([])
+    expect(() => fresh.parseBackendUrl('grpc://x')).toThrow('backend "grpc://x": unknown scheme "grpc:" (known: none)')
   })
 })
 
 describe('the built-in schemes (backends/index.ts)', () => {
   it('are registered by importing the module, into the same registry', async () => {
-    const before = registeredSchemes()
-    expect(before).not.toContain('grpc:')
+    // Fresh module instances: what this file registered above is not there.
+    vi.resetModules()
+    const registry = await import('../../src/core/backend-registry.js')
+    expect(registry.registeredSchemes()).toEqual([])
     const builtIn = await import('../../src/core/backends/index.js')
-    expect(registeredSchemes()).toEqual([...before, 'grpc:', 'inprocess:', 'multicast:'])
-    // Same registry: the module re-exports it.
-    expect(builtIn.openBackend).toBe(openBackend)
+    expect(registry.registeredSchemes()).toEqual(['grpc:', 'inprocess:', 'multicast:'])
+    expect(builtIn.openBackend).toBe(registry.openBackend)
     const inprocess = await builtIn.openBackend('inprocess:')
     expect(inprocess.type).toBe('inprocess')
     await inprocess.close()
+    // Each scheme reaches its own module: its URL checks answer (no socket or connection is made).
+    await expect(builtIn.openBackend('grpc://')).rejects.toThrow(/^backend grpc:\/\/: missing HOST:PORT/)
+    await expect(builtIn.openBackend('multicast://10.0.0.1:9999')).rejects.toThrow(/not a multicast address/)
   })
 })

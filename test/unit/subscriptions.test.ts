@@ -74,6 +74,17 @@ describe('SubscriptionsRegistry', () => {
     expect(bySender.messages[1]!.size).toBe(1234)
   })
 
+  it('any-sender handlers alone get every sender\'s envelopes', () => {
+    const { registry, ours, handler } = listeningToAnyone()
+    const [x, y] = [PrivateKey.generate(), PrivateKey.generate()]
+    registry.deliver(sealMessage(credentials('x'), x, ours.publicKey), 'test:')
+    registry.deliver(sealMessage(credentials('y'), y, ours.publicKey), 'test:')
+    expect(handler.messages.map((m) => [m.from.toString(), m.message.credentials?.ufrag])).toEqual([
+      [x.publicKey.toString(), 'x'],
+      [y.publicKey.toString(), 'y'],
+    ])
+  })
+
   it('ignores envelopes for keys it does not hold, and recipients that are not keys', () => {
     const { registry, ours, handler } = listeningToAnyone()
     const sender = PrivateKey.generate()
