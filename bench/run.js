@@ -443,7 +443,7 @@ async function session() {
   log('session: second peer start → connected')
   const { Session } = await import('../dist/core/session/session.js')
   const { PrivateKey } = await import('../dist/core/keys.js')
-  const { openBackend } = await import('../dist/core/backend.js')
+  const { openBackend } = await import('../dist/core/backends/index.js')
   const deps = { Session, PrivateKey, openBackend }
   let signal
   const grpc = []

@@ -15,6 +15,21 @@ if ((command === 'keygen' || command === 'pubkey') && rest.length === 0) {
   const { runKeyCommand } = await import('../dist/cli/key-commands.js')
   process.exitCode = await runKeyCommand(command)
 } else {
-  const { execute } = await import('@oclif/core')
-  await execute({ dir: import.meta.url })
+  // Backends from outside this package register their schemes before any command parses `-b`.
+  let loaded = true
+  if (process.env.CUNICU_BACKEND_MODULES?.trim()) {
+    const { backendModuleUrls, loadBackendModules } = await import('../dist/cli/backend-modules.js')
+    loaded = await loadBackendModules(backendModuleUrls(process.env.CUNICU_BACKEND_MODULES)).then(
+      () => true,
+      (err) => {
+        process.stderr.write(`Error: ${err.message}\n`)
+        process.exitCode = 2
+        return false
+      },
+    )
+  }
+  if (loaded) {
+    const { execute } = await import('@oclif/core')
+    await execute({ dir: import.meta.url })
+  }
 }

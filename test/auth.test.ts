@@ -14,7 +14,8 @@ import {
   PROOF_LENGTH,
   sealSubscribeProof,
 } from '../src/core/auth-proof.js'
-import { BackendError, openBackend, type Backend, type BackendOptions, type BackendStatus, type ReceivedMessage } from '../src/core/backend.js'
+import { BackendError, type Backend, type BackendOptions, type BackendStatus, type ReceivedMessage } from '../src/core/backend.js'
+import { openBackend } from '../src/core/backends/index.js'
 import { PrivateKey } from '../src/core/keys.js'
 import { ReplayGuard } from '../src/core/server/replay-guard.js'
 import { SignalingServer, type SignalingServerOptions } from '../src/core/server/signaling-server.js'

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { BackendError, openBackend, type Backend, type BackendOptions, type BackendStatus, type ReceivedMessage } from '../src/core/backend.js'
+import { BackendError, type Backend, type BackendOptions, type BackendStatus, type ReceivedMessage } from '../src/core/backend.js'
+import { openBackend } from '../src/core/backends/index.js'
 import { PrivateKey } from '../src/core/keys.js'
 import { SignalingServer, type SignalingServerOptions } from '../src/core/server/signaling-server.js'
 import { Message } from '../src/gen/signaling/signaling.js'
@@ -77,11 +78,11 @@ describe('GrpcBackend', () => {
   it('rejects subscribe to a port nobody listens on, quickly and clearly', async () => {
     const port = await unusedPort()
     const a = await backend(`grpc://127.0.0.1:${port}?insecure=true`, { connectTimeoutMs: 5000 })
-    const started = Date.now()
     const err = await a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} }).catch((e) => e)
     expect(err).toBeInstanceOf(BackendError)
+    // "Quickly" is the reason, not a clock: the refusal itself ended the attempt, not the 5 s connect deadline
+    // (which would say "did not confirm the subscription within").
     expect(err.message).toMatch(new RegExp(`^backend grpc://127\\.0\\.0\\.1:${port} unreachable: connection refused \\(is \`cunicu-ts signal\` running\\?\\)`))
-    expect(Date.now() - started).toBeLessThan(5000)
   })
 
   describe('against a server that accepts TCP but never answers', () => {
@@ -93,20 +94,17 @@ describe('GrpcBackend', () => {
 
     it('rejects subscribe after connectTimeoutMs', async () => {
       const a = await backend(`grpc://127.0.0.1:${silent.port}?insecure=true`, { connectTimeoutMs: 300 })
-      const started = Date.now()
       const err = await a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} }).catch((e) => e)
       expect(err).toBeInstanceOf(BackendError)
       expect(err.message).toMatch(new RegExp(`backend grpc://127\\.0\\.0\\.1:${silent.port} did not confirm the subscription within 300 ms`))
-      expect(Date.now() - started).toBeLessThan(3000)
     })
 
     it('settles a pending subscribe when the backend is closed', async () => {
       const a = await openBackend(`grpc://127.0.0.1:${silent.port}?insecure=true`, { connectTimeoutMs: 20_000 })
       const pending = a.subscribe({ ours: PrivateKey.generate(), theirs: PrivateKey.generate().publicKey }, { onMessage: () => {} })
-      const started = Date.now()
       await a.close()
+      // Settled by the close (its reason), long before the 20 s connect deadline could have.
       await expect(withTimeout(pending, 5000, 'subscribe to settle')).rejects.toThrow(/closed before the subscription was live/)
-      expect(Date.now() - started).toBeLessThan(5000)
     })
 
     it('rejects a pending subscribe when its signal aborts', async () => {

@@ -45,8 +45,8 @@ describe('IceAgent', () => {
       expect(error).toBeInstanceOf(IceConnectError)
       expect((error as Error).message).toMatch(/all 1 candidate pair failed/)
       expect(checking).toBe(true)
-      // One check is 5 sends, failing at ~1.57 s (ICE-NOTES §3); well before the deadline.
-      expect(ms).toBeLessThan(4000)
+      // One check is 5 sends, failing at ~1.57 s (ICE-NOTES §3): the failed pair ends connect(), not the 8 s
+      // deadline, whose error would say "did not connect within".
       expect(agent.closed).toBe(true)
       console.log(`silent peer: connect() failed after ${ms.toFixed(0)} ms`)
     } finally {

@@ -2,14 +2,15 @@
 // envelopes and subscribe keys through a gRPC client that sends raw bytes, and malformed gRPC framing
 // through raw HTTP/2. Every call must end with a status (each has a deadline, so a hang fails the test),
 // the server must stay up and serve a valid round trip afterwards, watchers must receive exactly the
-// valid envelopes published for their keys, the stats must add up, and nothing may leak.
+// valid envelopes published for their keys, the stats must add up, and nothing may leak. Each test has a
+// server of its own and checks all of that at its end, so the tests hold in any order and one at a time.
 import { spawn } from 'node:child_process'
 import { connect as netConnect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync, inflateSync } from 'node:zlib'
 import { Metadata, status } from '@grpc/grpc-js'
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SignalingServer, type ServerStats } from '../src/core/server/signaling-server.js'
 import { Envelope, SubscribeParams } from '../src/gen/signaling/signaling.js'
 import {
@@ -32,53 +33,126 @@ const MAX_ENVELOPE_BYTES = 65_536
 /** Fixed, so a failure is reproducible; fast-check prints the counterexample and its path. */
 const SEED = 20_241_126
 
-let server: SignalingServer
-let client: RawSignaling
 const watched = Array.from({ length: 4 }, () => Buffer.from(randomKey()))
-/** Per watched key (hex): the bytes each watcher received, and the valid envelopes published for it. */
-const received = new Map<string, string[]>()
-const expected = new Map<string, string[]>()
-/** What the server's counters must show, tallied from the answers the calls got. */
-const tally = { published: 0, refusedPublishes: 0, refusedSubscribes: 0 }
-const watchers: { cancel(): void }[] = []
 
-beforeAll(async () => {
-  // The publish and subscribe rate limits have their own tests (server-limits); here they would refuse most of the fuzz.
-  server = await SignalingServer.start({ listen: '127.0.0.1:0', limits: { publishRatePerSecond: 1e6, publishBurst: 1e6, subscribeRatePerSecond: 1e6, subscribeBurst: 1e6 } })
-  client = rawBytesClient(server.address)
-  for (const key of watched) {
+/**
+ * One server with a watcher on each watched key, and the bookkeeping of what it must have done. Each test
+ * starts its own (beforeEach), so a test run alone checks exactly what it checks in the full file.
+ */
+class Rig {
+  /** Per watched key (hex): the bytes each watcher received, and the valid envelopes published for it. */
+  readonly received = new Map<string, string[]>()
+  readonly expected = new Map<string, string[]>()
+  /** What the server's counters must show, tallied from the answers the calls got. */
+  readonly tally = { published: 0, refusedPublishes: 0, refusedSubscribes: 0 }
+  readonly #watchers: { cancel(): void }[] = []
+
+  private constructor(
+    readonly server: SignalingServer,
+    readonly client: RawSignaling,
+  ) {}
+
+  static async start(): Promise<Rig> {
+    // The publish and subscribe rate limits have their own tests (server-limits); here they would refuse most of the fuzz.
+    const server = await SignalingServer.start({ listen: '127.0.0.1:0', limits: { publishRatePerSecond: 1e6, publishBurst: 1e6, subscribeRatePerSecond: 1e6, subscribeBurst: 1e6 } })
+    const rig = new Rig(server, rawBytesClient(server.address))
+    for (const key of watched) await rig.#watch(key)
+    return rig
+  }
+
+  async #watch(key: Buffer): Promise<void> {
     const id = key.toString('hex')
-    received.set(id, [])
-    expected.set(id, [])
-    const call = client.subscribe(Buffer.from(SubscribeParams.encode({ key }).finish()), new Metadata(), {})
+    this.received.set(id, [])
+    this.expected.set(id, [])
+    const call = this.client.subscribe(Buffer.from(SubscribeParams.encode({ key }).finish()), new Metadata(), {})
+    call.on('error', () => {})
+    this.#watchers.push(call)
     let synced = false
     await withTimeout(
       new Promise<void>((resolve) =>
         call.on('data', (bytes: Buffer) => {
-          if (synced) received.get(id)!.push(bytes.toString('hex'))
+          if (synced) this.received.get(id)!.push(bytes.toString('hex'))
           else resolve((synced = true) && undefined)
         }),
       ),
       5000,
       'a watcher to sync',
     )
-    call.on('error', () => {})
-    watchers.push(call)
   }
-})
 
-afterAll(async () => {
-  for (const w of watchers) w.cancel()
-  client?.close()
-  await server?.close(500)
-})
+  /** Bookkeeping for an envelope the server accepted: a watcher of its recipient must get exactly these bytes. */
+  accepted(bytes: Buffer): void {
+    this.tally.published++
+    const recipient = Buffer.from(Envelope.decode(bytes).recipient).toString('hex')
+    this.expected.get(recipient)?.push(bytes.toString('hex'))
+  }
 
-/** Bookkeeping for an envelope the server accepted: a watcher of its recipient must get exactly these bytes. */
-function accepted(bytes: Buffer): void {
-  tally.published++
-  const recipient = Buffer.from(Envelope.decode(bytes).recipient).toString('hex')
-  expected.get(recipient)?.push(bytes.toString('hex'))
+  /** Counts what reached the Publish/Subscribe handlers: OK publishes, and refusals worded by the server itself. */
+  account(request: RawRequest, outcome: RawOutcome): void {
+    if (request.path === PUBLISH_PATH) {
+      if (outcome.grpcStatus === status.OK) {
+        // An accepted message is the first frame's payload; find it by decoding what we framed.
+        const payload = firstPayload(request)
+        if (payload) this.accepted(payload)
+      } else if (/^envelope |^publish request is not/.test(outcome.grpcMessage ?? '')) this.tally.refusedPublishes++
+    } else if (request.path === SUBSCRIBE_PATH && /^subscribe (key|request)/.test(outcome.grpcMessage ?? '')) {
+      this.tally.refusedSubscribes++
+    }
+  }
+
+  /** Waits until only the watchers are subscribed (cancelled calls have left). */
+  async watchersOnly(what: string): Promise<void> {
+    await waitUntil(() => this.server.stats().subscribers === watched.length, 5000, what)
+  }
+
+  /**
+   * What must hold after any hostile input: the server is up and serves a valid round trip, every watcher
+   * got exactly the valid envelopes published for its key, and the stats add up. Returns how many envelopes
+   * the watchers got, so a test can check that its input reached them at all.
+   */
+  async checkAfterwards(): Promise<number> {
+    const typed = rawClient(this.server.address, { 'grpc.use_local_subchannel_pool': 1 })
+    try {
+      const key = randomKey()
+      const sub = subscribe(typed, key)
+      await sub.synced
+      const sent = envelopeTo(key)
+      await publish(typed, sent)
+      expect((await sub.waitFor(1)).map(wire)).toEqual([wire(sent)])
+      this.tally.published++
+      sub.call.cancel()
+      await this.watchersOnly('the round-trip subscription to leave')
+    } finally {
+      typed.close()
+    }
+    for (const key of watched) {
+      const id = key.toString('hex')
+      const want = this.expected.get(id)!
+      await waitUntil(() => this.received.get(id)!.length >= want.length, 5000, `${want.length} envelopes for a watcher`)
+      expect(this.received.get(id)!.slice().sort()).toEqual(want.slice().sort())
+    }
+    const total = [...this.expected.values()].reduce((n, list) => n + list.length, 0)
+    const stats: ServerStats = this.server.stats()
+    expect(stats).toMatchObject({ ...this.tally, subscribers: watched.length, topics: watched.length, delivered: total + 1, dropped: 0 })
+    return total
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.#watchers) w.cancel()
+    this.client.close()
+    await this.server.close(500)
+  }
 }
+
+let rig: Rig
+
+beforeEach(async () => {
+  rig = await Rig.start()
+})
+
+afterEach(async () => {
+  await rig?.close()
+})
 
 /** The status a Publish of `bytes` deserves: size first, then protobuf, then the key lengths (WIRE.md §5). */
 function publishVerdict(bytes: Buffer): number {
@@ -135,13 +209,14 @@ describe('server under hostile input', () => {
   it('Publish: random and malformed envelopes end with the status they deserve, and valid ones are delivered', async () => {
     await fc.assert(
       fc.asyncProperty(publishInput, async (bytes) => {
-        const { code, details } = await publishBytes(client, bytes)
+        const { code, details } = await publishBytes(rig.client, bytes)
         expect(code, details).toBe(publishVerdict(bytes))
-        if (code === status.OK) accepted(bytes)
-        else tally.refusedPublishes++
+        if (code === status.OK) rig.accepted(bytes)
+        else rig.tally.refusedPublishes++
       }),
       { numRuns: 400, seed: SEED },
     )
+    expect(await rig.checkAfterwards(), 'the fuzz should have published valid envelopes to watched keys').toBeGreaterThan(50)
   })
 
   it('Subscribe: empty, short, long, huge and garbage keys get INVALID_ARGUMENT; 32-byte keys go live', async () => {
@@ -154,7 +229,7 @@ describe('server under hostile input', () => {
     let live = 0
     await fc.assert(
       fc.asyncProperty(subscribeInput, async (bytes) => {
-        const call = client.subscribe(bytes, new Metadata(), { deadline: Date.now() + 5000 })
+        const call = rig.client.subscribe(bytes, new Metadata(), { deadline: Date.now() + 5000 })
         const outcome = await new Promise<number>((resolve) => {
           call.on('data', () => resolve(status.OK))
           call.on('error', (err: { code: number }) => resolve(err.code))
@@ -162,13 +237,14 @@ describe('server under hostile input', () => {
         call.cancel()
         expect(outcome).toBe(subscribeVerdict(bytes))
         if (outcome === status.OK) live++
-        else tally.refusedSubscribes++
+        else rig.tally.refusedSubscribes++
         // Each live one must be gone again before the next, or they would pile up against the connection's limit.
-        await waitUntil(() => server.stats().subscribers === watched.length, 5000, 'a cancelled subscription to leave')
+        await rig.watchersOnly('a cancelled subscription to leave')
       }),
       { numRuns: 200, seed: SEED },
     )
     expect(live, 'some subscriptions should have gone live').toBeGreaterThan(30)
+    await rig.checkAfterwards()
   })
 
   it('raw HTTP/2: malformed gRPC framing, flags, encodings and content types end with a status', async () => {
@@ -193,17 +269,17 @@ describe('server under hostile input', () => {
       ['a Subscribe that never ends (grpc-timeout 100m)', { path: SUBSCRIBE_PATH, headers: { 'grpc-timeout': '100m' }, body: grpcFrame(SubscribeParams.encode({ key: randomKey() }).finish()), end: false }, (o) => expect(o.grpcStatus).toBe(status.DEADLINE_EXCEEDED)],
       ['a garbage Subscribe', { path: SUBSCRIBE_PATH, body: grpcFrame(Buffer.from([0xff, 0xff, 0xff])) }, (o) => expect(o.grpcStatus).toBe(status.INVALID_ARGUMENT)],
     ]
-    const session = h2session(server.address)
+    const session = h2session(rig.server.address)
     try {
       for (const [what, request, check] of fixed) {
         const outcome = await rawCall(session, request)
         expect(outcome.reset, what).toBeUndefined()
         check(outcome)
-        account(request, outcome)
+        rig.account(request, outcome)
       }
       // One more call on the same connection, so the resets above have been processed.
       expect((await rawCall(session, { path: BUILD_INFO_PATH, body: grpcFrame(Buffer.alloc(0)) })).grpcStatus).toBe(status.OK)
-      expect(server.stats()).toMatchObject({ subscribers: watched.length, ...tally })
+      expect(rig.server.stats()).toMatchObject({ subscribers: watched.length, ...rig.tally })
     } finally {
       session.close()
     }
@@ -239,23 +315,24 @@ describe('server under hostile input', () => {
           body,
           end: r.end,
         }
-        const session = h2session(server.address)
+        const session = h2session(rig.server.address)
         try {
           const outcome = await rawCall(session, raw)
           expect(outcome.reset, JSON.stringify(outcome)).toBeUndefined()
           expect(outcome.cancelledLive || outcome.grpcStatus !== undefined || (outcome.httpStatus ?? 200) !== 200, JSON.stringify(outcome)).toBe(true)
-          account(raw, outcome)
+          rig.account(raw, outcome)
         } finally {
           session.close()
         }
-        await waitUntil(() => server.stats().subscribers === watched.length, 5000, 'a cancelled subscription to leave')
+        await rig.watchersOnly('a cancelled subscription to leave')
       }),
       { numRuns: 150, seed: SEED },
     )
+    await rig.checkAfterwards()
   })
 
   it('a connection that is not HTTP/2 at all is closed, and only that one', async () => {
-    const [host, port] = server.address.split(':') as [string, string]
+    const [host, port] = rig.server.address.split(':') as [string, string]
     for (const bytes of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from(randomKey(300)), Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x04\x99garbage')]) {
       const socket = netConnect(Number(port), host)
       socket.on('error', () => {})
@@ -263,35 +340,7 @@ describe('server under hostile input', () => {
       socket.write(bytes)
       await withTimeout(new Promise((resolve) => socket.on('close', resolve)), 5000, 'the server to close a garbage connection')
     }
-  })
-
-  it('afterwards: the server is up, watchers got exactly the valid envelopes for their keys, and the stats add up', async () => {
-    // A valid round trip through the typed client.
-    const typed = rawClient(server.address, { 'grpc.use_local_subchannel_pool': 1 })
-    try {
-      const key = randomKey()
-      const sub = subscribe(typed, key)
-      await sub.synced
-      const sent = envelopeTo(key)
-      await publish(typed, sent)
-      expect((await sub.waitFor(1)).map(wire)).toEqual([wire(sent)])
-      tally.published++
-      sub.call.cancel()
-      await waitUntil(() => server.stats().subscribers === watched.length, 5000, 'the round-trip subscription to leave')
-    } finally {
-      typed.close()
-    }
-
-    for (const key of watched) {
-      const id = key.toString('hex')
-      const want = expected.get(id)!
-      await waitUntil(() => received.get(id)!.length >= want.length, 5000, `${want.length} envelopes for a watcher`)
-      expect(received.get(id)!.slice().sort()).toEqual(want.slice().sort())
-    }
-    const total = [...expected.values()].reduce((n, list) => n + list.length, 0)
-    expect(total, 'the fuzz should have published valid envelopes to watched keys').toBeGreaterThan(50)
-    const stats: ServerStats = server.stats()
-    expect(stats).toMatchObject({ ...tally, subscribers: watched.length, topics: watched.length, delivered: total + 1, dropped: 0 })
+    await rig.checkAfterwards()
   })
 
   it('nothing leaks: a process that sent hostile input and closed the server exits by itself', async () => {
@@ -307,19 +356,6 @@ describe('server under hostile input', () => {
     expect(code, output).toBe(0)
   }, 20_000)
 })
-
-/** Counts what reached the Publish/Subscribe handlers: OK publishes, and refusals worded by the server itself. */
-function account(request: RawRequest, outcome: RawOutcome): void {
-  if (request.path === PUBLISH_PATH) {
-    if (outcome.grpcStatus === status.OK) {
-      // An accepted message is the first frame's payload; find it by decoding what we framed.
-      const payload = firstPayload(request)
-      if (payload) accepted(payload)
-    } else if (/^envelope |^publish request is not/.test(outcome.grpcMessage ?? '')) tally.refusedPublishes++
-  } else if (request.path === SUBSCRIBE_PATH && /^subscribe (key|request)/.test(outcome.grpcMessage ?? '')) {
-    tally.refusedSubscribes++
-  }
-}
 
 /** The payload of the first frame, decompressed when gzip-flagged; what the server accepted on OK. */
 function firstPayload(request: RawRequest): Buffer | undefined {

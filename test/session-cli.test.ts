@@ -114,10 +114,8 @@ describe('session between two processes', () => {
     const backend = await signal()
     const a = peer('a')
     const b = peer('b')
-    const started = Date.now()
     const pa = session(a, b, backend, '--exit-on-connected', '--timeout', '3')
     expect(await pa.exit(15_000)).toBe(4)
-    expect(Date.now() - started).toBeLessThan(12_000)
     // With --json the error is the last NDJSON line on stdout, after the session's own 'closed'.
     expect(pa.events.at(-1)).toEqual({ error: { message: 'timed out after 3 s: not connected (state idle)', exit: 4 } })
     expect(pa.events.at(-2)).toMatchObject({ type: 'state', state: 'closed' })

@@ -1,6 +1,7 @@
 // Key + backend for the commands that talk to peers, with the one-line errors and hints users need.
 import type { Command } from '@oclif/core'
-import { openBackend, BackendError, type Backend } from '../core/backend.js'
+import { BackendError, type Backend } from '../core/backend.js'
+import { openBackend } from '../core/backends/index.js'
 import type { PrivateKey } from '../core/keys.js'
 import { ExitCode } from './exit-codes.js'
 import { loadPrivateKey } from './flags.js'

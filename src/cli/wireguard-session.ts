@@ -1,7 +1,8 @@
 // `session --wg IFACE [PEER_PK]`: the CLI side of the WireGuard runner (src/core/wireguard). It turns flags
 // into typed options, maps setup failures to exit codes, and picks the renderer; the work is in core.
 import { readFileSync } from 'node:fs'
-import { openBackend, BackendError, type Backend } from '../core/backend.js'
+import { BackendError, type Backend } from '../core/backend.js'
+import { openBackend } from '../core/backends/index.js'
 import { PrivateKey, PublicKey } from '../core/keys.js'
 import type { WireguardEvent } from '../core/wireguard/events.js'
 import { ExitCode } from './exit-codes.js'

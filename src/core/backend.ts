@@ -1,9 +1,12 @@
-// The Backend contract (cunīcu's signaling.Backend in TypeScript form) and the URL-scheme registry.
+// The Backend contract (cunīcu's signaling.Backend in TypeScript form): what every backend implements and
+// what callers may rely on. It names no backend; the URL-scheme registry is backend-registry.ts, and the
+// built-in schemes register themselves in backends/index.ts.
 import type { Message } from '../gen/signaling/signaling.js'
 import type { EnvelopeError } from './envelope.js'
 import type { PrivateKey, PublicKey } from './keys.js'
 
-export type BackendTypeName = 'grpc' | 'inprocess' | 'multicast' | 'multi'
+/** The built-in kinds; a backend registered from outside names its own (its URL scheme, by convention). */
+export type BackendTypeName = 'grpc' | 'inprocess' | 'multicast' | 'multi' | (string & {})
 
 /** One decrypted, authenticated message. */
 export interface ReceivedMessage {
@@ -79,40 +82,8 @@ export interface BackendOptions {
   authServerKey?: string
 }
 
-type BackendFactory = (url: URL, options: BackendOptions) => Promise<Backend>
-
-// Loaders import lazily, so a command that never opens gRPC never loads grpc-js.
-const factories = new Map<string, BackendFactory>([
-  ['grpc:', async (url, o) => new (await import('./backends/grpc.js')).GrpcBackend(url, o)],
-  ['inprocess:', async (url) => new (await import('./backends/inprocess.js')).InprocessBackend(url)],
-  ['multicast:', async (url) => new (await import('./backends/multicast.js')).MulticastBackend(url)],
-])
-
-/** Adds a scheme ("name:"), so a new backend is one file plus one call. */
-export function registerBackend(scheme: string, factory: BackendFactory): void {
-  factories.set(scheme.endsWith(':') ? scheme : `${scheme}:`, factory)
-}
-
-export function parseBackendUrl(text: string): URL {
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    throw new BackendError(`backend "${text}" is not a URL: expected e.g. grpc://127.0.0.1:8080?insecure=true or inprocess:`)
-  }
-  if (!factories.has(url.protocol)) {
-    throw new BackendError(`backend "${text}": unknown scheme "${url.protocol}" (known: ${[...factories.keys()].join(', ')})`)
-  }
-  return url
-}
-
-/** Opens one backend, or a MultiBackend when given several URLs. */
-export async function openBackend(urls: string | readonly string[], options: BackendOptions = {}): Promise<Backend> {
-  const list = typeof urls === 'string' ? [urls] : [...urls]
-  if (list.length === 0) throw new BackendError('no backend given')
-  const parsed = list.map(parseBackendUrl)
-  const backends = await Promise.all(parsed.map((url) => factories.get(url.protocol)!(url, options)))
-  if (backends.length === 1) return backends[0]!
-  const { MultiBackend } = await import('./backends/multi.js')
-  return new MultiBackend(backends)
-}
+/**
+ * Opens a backend for a URL whose scheme it was registered for. A backend module exports it as
+ * `createBackend`, so the registry can load the module only when its scheme is used.
+ */
+export type BackendFactory = (url: URL, options: BackendOptions) => Backend | Promise<Backend>

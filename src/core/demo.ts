@@ -1,6 +1,7 @@
 // The demo as an engine: an embedded signaling server on an ephemeral loopback port and two fresh peers
 // that run complete sessions through it. The `demo` command only picks a renderer and an exit code.
-import { openBackend, type Backend } from './backend.js'
+import type { Backend } from './backend.js'
+import { openBackend } from './backends/index.js'
 import { Emitter } from './emitter.js'
 import { PrivateKey } from './keys.js'
 import type { SessionEvent } from './session/events.js'

@@ -4,7 +4,8 @@
 // per (peer, other peer) plus two any-sender handlers per peer; every peer sends one candidate to every
 // other, then a barrier round; every handler must see exactly the messages meant for it, once each.
 import { expect } from 'vitest'
-import { openBackend, type Backend, type MessageHandler } from '../../src/core/backend.js'
+import type { Backend, MessageHandler } from '../../src/core/backend.js'
+import { openBackend } from '../../src/core/backends/index.js'
 import { PrivateKey, PublicKey } from '../../src/core/keys.js'
 import { Message } from '../../src/gen/signaling/signaling.js'
 import { deferred, withTimeout } from './wait.js'

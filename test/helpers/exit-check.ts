@@ -1,6 +1,6 @@
 // Run as a child process by grpc-backend.test.ts: uses a server and a backend, including a reconnect in
 // progress, closes both, and must then exit on its own. A leaked socket or timer would keep it alive.
-import { openBackend } from '../../src/core/backend.js'
+import { openBackend } from '../../src/core/backends/index.js'
 import { PrivateKey } from '../../src/core/keys.js'
 import { SignalingServer } from '../../src/core/server/signaling-server.js'
 import { Message } from '../../src/gen/signaling/signaling.js'

@@ -32,6 +32,35 @@ export function netnsPrivilege(): Privilege {
   return { ok: true, reason: '' }
 }
 
+/** Set to 1 to skip the network-namespace tests (NAT, WireGuard over NAT, multicast) where they cannot run, CI included. */
+export const SKIP_NETNS_ENV = 'CUNICU_TEST_SKIP_NETNS'
+
+export interface NetnsGate {
+  /** Skip the namespace tests here. */
+  skip: boolean
+  /** Why they are skipped, or why they will fail; '' when they can run. */
+  reason: string
+}
+
+/**
+ * Whether the network-namespace tests run. With the privilege they always do. Without it they are skipped
+ * on a developer's machine, but under CI they run and fail with the reason (`requireNetns`): a CI that skipped
+ * them silently would be green without having tested NAT traversal at all. Only an explicit
+ * CUNICU_TEST_SKIP_NETNS=1 skips them there.
+ */
+export function netnsGate(privilege: Privilege, env: NodeJS.ProcessEnv = process.env): NetnsGate {
+  if (privilege.ok) return { skip: false, reason: '' }
+  if (env[SKIP_NETNS_ENV] === '1') return { skip: true, reason: `${privilege.reason} (${SKIP_NETNS_ENV}=1)` }
+  const ci = env.CI !== undefined && env.CI !== '' && env.CI !== 'false' && env.CI !== '0'
+  if (ci) return { skip: false, reason: `${privilege.reason}; under CI these tests fail rather than skip unless ${SKIP_NETNS_ENV}=1` }
+  return { skip: true, reason: `${privilege.reason} (under CI they would fail instead)` }
+}
+
+/** The first step of every namespace suite that was not skipped: fails with the gate's reason when it cannot run. */
+export function requireNetns(privilege: Privilege): void {
+  if (!privilege.ok) throw new Error(`${privilege.reason}; set ${SKIP_NETNS_ENV}=1 to skip the network-namespace tests`)
+}
+
 /** Tools the bed needs beyond ip; missing ones are a failure with the package to install, not a skip. */
 export function requireTools(tools: Record<string, string>): void {
   const missing = Object.entries(tools).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)

@@ -9,7 +9,7 @@ import {
 } from '@grpc/grpc-js'
 import { SignalingClient, type Envelope } from '../../gen/signaling/signaling.js'
 import { AUTH_METADATA_KEY, authKeyFromTag, sealSubscribeProof } from '../auth-proof.js'
-import { BackendError, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
+import { BackendError, type BackendFactory, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
 import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 import { grpcChannelCredentials, parseGrpcTarget, type GrpcTls } from './grpc-target.js'
@@ -284,3 +284,5 @@ function cleanDetails(details: string): string {
   const text = (cause ?? details).split('\n')[0]!.trim()
   return text === 'Failed to connect' ? 'connection failed' : text
 }
+/** The registry's entry point (backends/index.ts). */
+export const createBackend: BackendFactory = (url, options) => new GrpcBackend(url, options)

@@ -1,6 +1,7 @@
 // inprocess: one process-wide hub (WIRE.md §6), for tests and embedding. Envelopes travel as bytes, so
 // the inprocess path exercises the same encoding as a real wire.
 import { Envelope } from '../../gen/signaling/signaling.js'
+import type { BackendFactory } from '../backend.js'
 import type { PublicKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 
@@ -42,3 +43,6 @@ export class InprocessBackend extends EnvelopeBackend {
     }
   }
 }
+
+/** The registry's entry point (backends/index.ts). */
+export const createBackend: BackendFactory = (url) => new InprocessBackend(url)

@@ -6,7 +6,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { Envelope } from '../../gen/signaling/signaling.js'
-import { BackendError } from '../backend.js'
+import { BackendError, type BackendFactory } from '../backend.js'
 import type { PublicKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 
@@ -154,3 +154,6 @@ export class MulticastBackend extends EnvelopeBackend {
     this.receive(envelope, datagram.length)
   }
 }
+
+/** The registry's entry point (backends/index.ts). */
+export const createBackend: BackendFactory = (url) => new MulticastBackend(url)

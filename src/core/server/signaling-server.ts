@@ -242,7 +242,7 @@ export class SignalingServer {
     }
     if (options.cluster) {
       // Loaded only here, so a plain `signal` never loads the Redis client.
-      const { openCluster } = await import('./cluster/cluster.js')
+      const { openCluster } = await import('./cluster/open-cluster.js')
       this.#cluster = await openCluster(options.cluster, {
         deliver: (recipient, bytes) => this.#deliverLocal(recipient, bytes, performance.now()),
         onEvent: (event) => {

@@ -2,6 +2,7 @@
 // serve one key space. The server keeps delivering to its own subscribers itself; the cluster carries
 // each accepted envelope to the other instances and hands their envelopes in through `deliver`.
 // Nothing is stored: an instance that has no subscriber for a key neither receives nor keeps its envelopes.
+// The contract only: open-cluster.ts picks the transport, so no transport module imports this file back.
 
 export type ClusterEvent =
   | { state: 'connected'; url: string }
@@ -51,19 +52,4 @@ export interface Cluster {
 
 export class ClusterError extends Error {
   override name = 'ClusterError'
-}
-
-/** Opens the cluster transport named by the URL's scheme; the client library loads only here. */
-export async function openCluster(url: string, options: ClusterOptions): Promise<Cluster> {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    throw new ClusterError(`cluster "${url}" is not a URL: expected redis://HOST:PORT`)
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ClusterError(`cluster "${url}": unknown scheme "${parsed.protocol}" (known: redis:, rediss:)`)
-  }
-  const { RedisCluster } = await import('./redis-cluster.js')
-  return RedisCluster.connect(parsed, options)
 }
