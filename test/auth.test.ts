@@ -266,7 +266,7 @@ describe('signal --require-auth (CLI)', () => {
     expect(message).toMatchObject({ from: a.publicKey.toString(), message: { candidate: { port: 4242 } } })
     expect(await sub.exit()).toBe(0)
     signal.child.kill('SIGTERM')
-    expect(await signal.exit()).toBe(0)
+    expect(await signal.exit()).toBe(143)
     // The subscriber's first attempt had no proof yet: refused once, then admitted.
     expect(signal.events.find((e) => e.type === 'stopped')).toMatchObject({ refusedSubscribes: 1 })
   })

@@ -108,7 +108,7 @@ describe('signal, subscribe and publish', () => {
     expect(messages[0]).toMatchObject({ from: a.publicKey.toString(), to: b.publicKey.toString(), backend })
 
     server.child.kill('SIGTERM')
-    expect(await server.exit()).toBe(0)
+    expect(await server.exit()).toBe(143)
   })
 
   it('publish names the bad line, reports what was published, and exits 2', async () => {

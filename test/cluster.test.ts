@@ -242,7 +242,7 @@ describe('signal --cluster processes', () => {
     await Promise.all([onOne.close(), onTwo.close()])
 
     for (const p of [plain, one, two]) process.kill(p.child.pid!, 'SIGTERM')
-    for (const p of [plain, one, two]) expect(await p.exit(), p.stderr).toBe(0)
+    for (const p of [plain, one, two]) expect(await p.exit(), p.stderr).toBe(143)
     expect(one.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ received: 1, connected: false })
     expect(two.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1 })
     const loaded = readFileSync(trace, 'utf8')

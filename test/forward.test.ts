@@ -199,8 +199,8 @@ describe('session --forward (two processes on loopback)', () => {
     expect(report.lost).toBe(10_000 - received.distinct)
     expect(pb.events.some((e) => e.type === 'forward' && e.rate.receivedBitsPerSecond > 1e6)).toBe(true)
     for (const p of [pa, pb]) process.kill(p.child.pid!, 'SIGTERM')
-    expect(await pa.exit()).toBe(0)
-    expect(await pb.exit()).toBe(0)
+    expect(await pa.exit()).toBe(143)
+    expect(await pb.exit()).toBe(143)
     // The final counters come before 'closed'.
     expect(pb.events.at(-2)).toMatchObject({ type: 'forward', active: false })
     expect(pb.events.at(-1)).toMatchObject({ type: 'state', state: 'closed' })

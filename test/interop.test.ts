@@ -81,7 +81,7 @@ async function pythonSignal(): Promise<{ server: CliProcess; address: string }> 
 
 async function stop(server: CliProcess): Promise<void> {
   server.child.kill('SIGTERM')
-  expect(await server.exit()).toBe(0)
+  expect(await server.exit()).toBe(143)
 }
 
 /** The subscriber (either side's) exits 0 having opened exactly `sent`, from a to b, and nothing else. */

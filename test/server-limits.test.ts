@@ -259,7 +259,7 @@ describe('signal flags', () => {
     expectStatus(await publishError(client, envelopeTo(randomKey())), status.RESOURCE_EXHAUSTED, /publish rate limit of 1\/s per connection exceeded \(burst 2; signal --publish-rate, --publish-burst\)/)
     sub.call.cancel()
     signal.child.kill('SIGTERM')
-    expect(await signal.exit()).toBe(0)
+    expect(await signal.exit()).toBe(143)
     expect(signal.events.find((e) => e.type === 'stopped')).toMatchObject({ published: 2, refusedPublishes: 1, refusedSubscribes: 1 })
   })
 

@@ -49,7 +49,7 @@ describe('a subscriber that never reads', () => {
       console.log(`stuck reader: server peak grew ${grewMiB.toFixed(1)} MiB over idle (bound ${MEMORY_BOUND_MIB} MiB); stuck got ${stuck.received.length}`)
 
       process.kill(pid, 'SIGTERM')
-      expect(await server.exit()).toBe(0)
+      expect(await server.exit()).toBe(143)
       const stopped = server.events.find((e) => e.type === 'stopped')!
       expect(stopped.published).toBe(TOTAL)
       // Every copy for the three subscribers was either handed to a stream or dropped: none is unaccounted.

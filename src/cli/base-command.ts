@@ -1,9 +1,21 @@
-// Shared behaviour of every command: one-line errors with documented exit codes, JSON errors under --json.
+// Shared behaviour of every command: one-line errors with documented exit codes, JSON errors under --json
+// (as NDJSON events of type "error"), and the shell's exit code after SIGINT (130) or SIGTERM (143).
 import { Command, type Interfaces } from '@oclif/core'
 import { ExitCode } from './exit-codes.js'
+import { exitCodeOfSignal, exitOnSignals, takeStopSignal } from './shutdown.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+
+  #removeExitOnSignals?: () => void
+
+  override async init(): Promise<void> {
+    // Until the command takes over with abortOnSignals (its graceful path), a stop signal exits at once with
+    // its code (e.g. `pubkey` waiting on stdin, or flag parsing).
+    takeStopSignal()
+    this.#removeExitOnSignals = exitOnSignals({ unlessHandled: true })
+    await super.init()
+  }
 
   /** NDJSON when asked for, or when stdout is a pipe or file: scripts never get terminal frames. */
   protected wantsNdjson(jsonFlag: boolean | undefined): boolean {
@@ -29,9 +41,10 @@ export abstract class BaseCommand extends Command {
     process.stdout.write(JSON.stringify(json) + '\n')
   }
 
+  /** The last line under --json is an event like every other (schema/events.schema.json). */
   protected override toErrorJson(err: unknown) {
     const e = err as { message?: string; oclif?: { exit?: number } }
-    return { error: { message: e.message ?? String(err), exit: e.oclif?.exit ?? ExitCode.Error } }
+    return { type: 'error', at: new Date().toISOString(), message: e.message ?? String(err), exit: Number(process.exitCode ?? e.oclif?.exit ?? ExitCode.Error) }
   }
 
   protected override async catch(err: Interfaces.CommandError) {
@@ -43,5 +56,13 @@ export abstract class BaseCommand extends Command {
     // One unwrapped line per message, no stack: users grep and scripts parse it.
     process.stderr.write(`Error: ${err.message}\n`)
     if (!exit && !parseError && process.env.DEBUG) process.stderr.write(`${err.stack}\n`)
+  }
+
+  /** Runs after the command cleaned up: a stop signal it received decides the exit code (130/143). */
+  override async finally(err: Error | undefined): Promise<void> {
+    this.#removeExitOnSignals?.()
+    const stop = takeStopSignal()
+    if (stop) process.exitCode = exitCodeOfSignal(stop)
+    await super.finally(err)
   }
 }

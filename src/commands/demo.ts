@@ -21,7 +21,7 @@ Exits 0 once both peers are connected, non-zero with the reason if not within --
     const shutdown = abortOnSignals()
     const { Demo: DemoEngine } = await import('../core/demo.js')
     const demo = new DemoEngine()
-    const unmount = this.wantsNdjson(flags.json) ? (demo.events.on(writeNdjson), async () => {}) : (await import('../ui/demo-view.js')).showDemo(demo.events)
+    const unmount = this.wantsNdjson(flags.json) ? (demo.events.on((e) => writeNdjson(e.type === 'peer' ? { ...e, at: e.event.at } : e)), async () => {}) : (await import('../ui/demo-view.js')).showDemo(demo.events)
     let result
     try {
       result = await demo.run({ timeoutMs: flags.timeout * 1000, signal: shutdown.signal })
@@ -29,6 +29,6 @@ Exits 0 once both peers are connected, non-zero with the reason if not within --
       shutdown.dispose()
       await unmount()
     }
-    if (!result.ok) this.fail(`demo failed: ${result.reason}`, result.reason.startsWith('not connected') ? ExitCode.Timeout : ExitCode.SessionFailed)
+    if (!result.ok && !shutdown.signal.aborted) this.fail(`demo failed: ${result.reason}`, result.reason.startsWith('not connected') ? ExitCode.Timeout : ExitCode.SessionFailed)
   }
 }

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
@@ -14,24 +15,26 @@ export default class Keygen extends BaseCommand {
     { command: '<%= config.bin %> keygen --json', description: '{"privateKey": "...", "publicKey": "..."}' },
   ]
   static override flags = {
-    output: Flags.string({ char: 'o', summary: 'Write the key to this file (mode 0600) instead of stdout.' }),
+    output: Flags.string({ char: 'o', summary: 'Write the key to this file (mode 0600) instead of stdout; "-" is stdout.' }),
     force: Flags.boolean({ summary: 'Overwrite the --output file if it exists.', dependsOn: ['output'] }),
   }
 
-  async run(): Promise<{ privateKey?: string; publicKey: string; file?: string }> {
+  async run(): Promise<{ type: 'key'; at: string; privateKey?: string; publicKey: string; file?: string }> {
     const { flags } = await this.parse(Keygen)
     const key = PrivateKey.generate()
-    if (flags.output) {
+    if (flags.output && flags.output !== '-') {
       try {
         await writeKeyFile(flags.output, key, flags.force)
       } catch (err) {
         if (err instanceof KeyFileError) this.fail(err.message, ExitCode.Usage)
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.fail(`cannot write ${flags.output}: directory ${dirname(flags.output)} does not exist`, ExitCode.Usage)
+        if ((err as NodeJS.ErrnoException).code === 'EACCES') this.fail(`cannot write ${flags.output}: permission denied in ${dirname(flags.output)}`, ExitCode.Usage)
         throw err
       }
       this.log(key.publicKey.toString())
-      return { publicKey: key.publicKey.toString(), file: flags.output }
+      return { type: 'key', at: new Date().toISOString(), publicKey: key.publicKey.toString(), file: flags.output }
     }
     this.log(key.toBase64())
-    return { privateKey: key.toBase64(), publicKey: key.publicKey.toString() }
+    return { type: 'key', at: new Date().toISOString(), privateKey: key.toBase64(), publicKey: key.publicKey.toString() }
   }
 }

@@ -11,12 +11,12 @@ export default class Pubkey extends BaseCommand {
     { command: 'wg genkey | <%= config.bin %> pubkey', description: 'WireGuard keys are cunicu-ts keys' },
   ]
 
-  async run(): Promise<{ publicKey: string }> {
+  async run(): Promise<{ type: 'key'; at: string; publicKey: string }> {
     await this.parse(Pubkey)
     try {
       const publicKey = await publicKeyOfStdin()
       this.log(publicKey)
-      return { publicKey }
+      return { type: 'key', at: new Date().toISOString(), publicKey }
     } catch (err) {
       if (err instanceof UsageError) this.fail(err.message, ExitCode.Usage)
       throw err

@@ -29,7 +29,7 @@ Unknown fields, bad enum names, bad JSON or a bad key stop it with exit 2 and a 
     message: Flags.string({ char: 'm', summary: 'The Message as protobuf JSON; without it, NDJSON lines are read from stdin.' }),
   }
 
-  async run(): Promise<{ published: number }> {
+  async run(): Promise<{ type: 'summary'; at: string; published: number }> {
     const { argv, flags } = await this.parse(Publish)
     const peers = (argv as string[]).map((text, i) => this.orUsage(() => PublicKey.parse(text, `PEER_PK #${i + 1}`)))
     const single = flags.message === undefined ? undefined : this.orUsage(() => parseMessageJson(flags.message!), '--message')
@@ -39,11 +39,13 @@ Unknown fields, bad enum names, bad JSON or a bad key stop it with exit 2 and a 
     const client = await openClient(this, flags, backendUrls(flags.backend))
     const ndjson = this.wantsNdjson(flags.json)
     let published = 0
+    // Under --json the last line: how many envelopes went out in all.
+    const summary = () => ({ type: 'summary' as const, at: new Date().toISOString(), published })
     const send = async (message: Message, line?: number) => {
       for (const peer of peers) {
         const { size } = await client.backend.publish(client.key, peer, message, shutdown.signal)
         published++
-        const report = { type: 'published', to: peer.toString(), kind: messageKind(message), size, ...(line ? { line } : {}) }
+        const report = { type: 'published', at: new Date().toISOString(), to: peer.toString(), kind: messageKind(message), size, ...(line ? { line } : {}) }
         if (ndjson) writeNdjson(report)
         else this.log(`published ${report.kind} (${size} B) to ${peer.short}…${line ? ` [line ${line}]` : ''}`)
       }
@@ -53,7 +55,7 @@ Unknown fields, bad enum names, bad JSON or a bad key stop it with exit 2 and a 
         await send(single)
       } else {
         let line = 0
-        for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+        for await (const text of createInterface({ input: process.stdin, crlfDelay: Infinity, signal: shutdown.signal })) {
           line++
           if (text.trim() === '') continue
           await send(this.orUsage(() => parseMessageJson(text), `line ${line}`, ` (published ${published} before it)`), line)
@@ -61,13 +63,14 @@ Unknown fields, bad enum names, bad JSON or a bad key stop it with exit 2 and a 
         }
       }
     } catch (err) {
+      if (shutdown.signal.aborted) return summary() // stopped: the exit code (130/143) says so
       if ((err as { oclif?: unknown }).oclif) throw err
       this.fail(`${(err as Error).message} (published ${published} before the error)`, ExitCode.Backend)
     } finally {
       shutdown.dispose()
       await client.backend.close()
     }
-    return { published }
+    return summary()
   }
 
 }

@@ -79,22 +79,25 @@ With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}.
       shutdown.dispose()
       const message = (err as Error).message
       if (flags.cluster && message.startsWith('cluster ')) this.fail(message, ExitCode.Backend)
-      this.fail(`cannot listen on ${flags.listen}: ${message}`, ExitCode.Usage)
+      const { addressInUse } = await import('../cli/address-in-use.js')
+      const port = await addressInUse(flags.listen)
+      if (port !== undefined) this.fail(`port ${port} is in use (is another signal running?)`, ExitCode.Backend)
+      this.fail(message, ExitCode.Usage)
     }
     const authKey = server.authKey?.toString()
-    if (flags.json) writeNdjson({ type: 'listening', address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}) })
+    if (flags.json) writeNdjson({ type: 'listening', at: new Date().toISOString(), address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}) })
     else this.log(`cunicu-ts signal listening on ${server.address}${tls ? ' (TLS)' : ' (plain text: clients use grpc://' + server.address + '?insecure=true)'}`)
     if (authKey && !flags.json) this.log(`subscriptions require proof of key ownership; server auth key ${authKey}`)
     await whenAborted(shutdown.signal)
     await server.close()
     const stats = server.stats()
-    if (flags.json) writeNdjson({ type: 'stopped', ...stats })
+    if (flags.json) writeNdjson({ type: 'stopped', at: new Date().toISOString(), ...stats })
     else this.log(`stopped: ${stats.published} published, ${stats.delivered} delivered, ${stats.dropped} dropped`)
     shutdown.dispose()
   }
 
   private clusterEvent(event: ClusterEvent, json: boolean): void {
-    if (json) return writeNdjson({ type: 'cluster', ...event })
+    if (json) return writeNdjson({ type: 'cluster', at: new Date().toISOString(), ...event })
     if (event.state === 'lost') process.stderr.write(`cluster ${event.url} lost: ${event.reason}; local subscribers still served, reconnecting\n`)
     else if (event.state === 'recovered') process.stderr.write(`cluster ${event.url} recovered\n`)
     else if (event.state === 'connected') this.log(`cluster ${event.url} connected`)

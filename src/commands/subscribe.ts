@@ -13,7 +13,7 @@ export default class Subscribe extends BaseCommand {
   static override description = `Subscribes to envelopes addressed to our public key, opens them with our private key and prints each message.
 On a terminal: a live log. With --json or when stdout is not a terminal: NDJSON, one event per line:
   {"type":"subscribed","key":OUR_PK,...}   once the subscription is live
-  {"type":"message","from","to","backend","receivedAt","kind","size","message":{...}}   per message (protobuf JSON)
+  {"type":"message","at","from","to","backend","kind","size","message":{...}}   per message (protobuf JSON)
   {"type":"error","reason","message",...}   an envelope that failed to open (dropped; the command keeps running)
 Exit: 0 when --count is reached, or at --timeout if no --count was given; 4 at --timeout with fewer than --count messages.`
   static override examples = [

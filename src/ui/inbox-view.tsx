@@ -17,7 +17,7 @@ export function InboxLine({ event }: { event: InboxEvent }) {
     case 'message':
       return (
         <Text>
-          <Text dimColor>{clock(event.receivedAt)}</Text> <Text color="cyan">⇐ {event.kind}</Text> from {shortKey(event.from)} ({bytes(event.size)}){' '}
+          <Text dimColor>{clock(event.at)}</Text> <Text color="cyan">⇐ {event.kind}</Text> from {shortKey(event.from)} ({bytes(event.size)}){' '}
           <Text dimColor>{JSON.stringify(event.message)}</Text>
         </Text>
       )

@@ -305,7 +305,7 @@ function cleanDetails(details: string): string {
   return text === 'Failed to connect' ? 'connection failed' : text
 }
 
-function booleanParam(url: URL, name: string): boolean {
+export function booleanParam(url: URL, name: string): boolean {
   const value = url.searchParams.get(name)
   if (value === null) return false
   if (value === '' || value === 'true' || value === '1') return true
