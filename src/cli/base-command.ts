@@ -1,17 +1,26 @@
 // Shared behaviour of every command: one-line errors with documented exit codes, JSON errors under --json
 // (as NDJSON events of type "error"), and the shell's exit code after SIGINT (130) or SIGTERM (143).
-import { Command, type Interfaces } from '@oclif/core'
+import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode } from './exit-codes.js'
 import { exitCodeOfSignal, exitOnSignals, takeStopSignal } from './shutdown.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+  static override baseFlags = {
+    json: Flags.boolean({
+      summary: 'NDJSON output: one JSON event per line (schema/events.schema.json); also chosen when stdout is not a terminal.',
+      helpGroup: 'GLOBAL',
+    }),
+    color: Flags.boolean({ summary: 'Colours on a terminal; --no-color (or env NO_COLOR) turns them off.', allowNo: true, helpGroup: 'GLOBAL' }),
+  }
 
   #removeExitOnSignals?: () => void
 
   override async init(): Promise<void> {
     // Until the command takes over with abortOnSignals (its graceful path), a stop signal exits at once with
     // its code (e.g. `pubkey` waiting on stdin, or flag parsing).
+    // Ink's colours (chalk) read FORCE_COLOR when first imported, which happens after this (lazily).
+    if (process.env.NO_COLOR || this.argv.includes('--no-color')) process.env.FORCE_COLOR = '0'
     takeStopSignal()
     this.#removeExitOnSignals = exitOnSignals({ unlessHandled: true })
     await super.init()

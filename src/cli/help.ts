@@ -14,9 +14,9 @@ const SIGNAL_EXITS: Record<number, string> = { 130: 'stopped by SIGINT (Ctrl-C)'
 
 /** "Environment:" and "Exit codes:" sections for a command's description. */
 export function helpSections(env: readonly EnvName[], exits: Record<number, string>): string {
-  const lines = ['', 'Environment:']
-  for (const name of env) lines.push(`  ${name.padEnd(19)} ${ENV_HELP[name]}`)
+  const lines = ['', env.length ? 'Environment:' : 'Environment: none read.']
+  for (const name of env) lines.push(`${name.padEnd(19)} ${ENV_HELP[name]}`)
   lines.push('', 'Exit codes:')
-  for (const [code, meaning] of Object.entries({ ...exits, ...SIGNAL_EXITS })) lines.push(`  ${code.padStart(3)}  ${meaning}`)
+  for (const [code, meaning] of Object.entries({ ...exits, ...SIGNAL_EXITS })) lines.push(`${code.padEnd(4)} ${meaning}`)
   return lines.join('\n')
 }

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
 import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
+import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { openClient } from '../cli/open-client.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
@@ -13,7 +14,7 @@ export default class SessionCommand extends BaseCommand {
   static override description = `Exchanges sealed ICE credentials and candidates with PEER_PK (cunīcu's endpoint discovery), connects with ICE — the peer with the smaller public key controls — and verifies the selected path with probes sealed with both keys.
 On a terminal: a live view (keys, role and why, state timeline, envelopes, candidates, selected pair, RTT). With --json or in a pipe: one NDJSON event per line.
 Without --exit-on-connected or --timeout it stays up: keeps ICE consent, follows the peer's restarts, and closes cleanly on Ctrl-C/SIGTERM.
-Exit: 0 connected (with --exit-on-connected) or stopped by a signal; 4 --timeout passed before connecting; 2 bad input; 3 backend unreachable.`
+${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_COLOR'], { 0: 'connected and the path verified or given up (--exit-on-connected)', 2: 'bad flags, key or peer key', 3: 'backend unreachable', 4: '--timeout passed before connecting' })}`
   static override examples = [
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },

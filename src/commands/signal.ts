@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
+import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import type { ClusterEvent } from '../core/server/cluster/cluster.js'
@@ -10,7 +11,8 @@ export default class Signal extends BaseCommand {
   static override summary = 'Run the gRPC signaling server.'
   static override description = `A stateless relay of sealed envelopes (cunīcu's signaling service): peers subscribe to their public key and publish envelopes to others'. It cannot read them: it has no keys. cunīcu daemons can use it as their grpc:// backend.
 Also serves the standard gRPC health service and server reflection (grpcurl list works).
-With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}. SIGINT/SIGTERM stop it gracefully (exit 0); a second signal exits at once.`
+With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}. SIGINT/SIGTERM stop it gracefully (exit 130/143 once stopped); a second signal exits at once.
+${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in use, or the --cluster broker is unreachable' })}`
   static override examples = [
     { command: '<%= config.bin %> signal', description: 'Listen on 0.0.0.0:8080 (plain text: clients use ?insecure=true)' },
     { command: '<%= config.bin %> signal --listen 127.0.0.1:0 --json | head -1 | jq -r .address', description: 'An ephemeral port, printed for scripts' },
