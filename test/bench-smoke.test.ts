@@ -30,6 +30,7 @@ const ROWS = [
   'cli-keygen',
   'cli-help',
   'session',
+  'cli-session',
 ]
 
 test('node bench/run.js --quick produces every figure as a finite positive number', async () => {

@@ -2,6 +2,7 @@
 // (as NDJSON events of type "error"), and the shell's exit code after SIGINT (130) or SIGTERM (143).
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode } from './exit-codes.js'
+import { deferMulticastDns } from './defer-multicast-dns.js'
 import { exitCodeOfSignal, exitOnSignals, takeStopSignal } from './shutdown.js'
 
 export abstract class BaseCommand extends Command {
@@ -21,6 +22,7 @@ export abstract class BaseCommand extends Command {
     // its code (e.g. `pubkey` waiting on stdin, or flag parsing).
     // Ink's colours (chalk) read FORCE_COLOR when first imported, which happens after this (lazily).
     if (process.env.NO_COLOR || this.argv.includes('--no-color')) process.env.FORCE_COLOR = '0'
+    deferMulticastDns() // before anything loads werift-ice
     takeStopSignal()
     this.#removeExitOnSignals = exitOnSignals({ unlessHandled: true })
     await super.init()
