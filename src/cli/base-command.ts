@@ -5,6 +5,9 @@ import { ExitCode } from './exit-codes.js'
 import { deferMulticastDns } from './defer-multicast-dns.js'
 import { exitCodeOfSignal, exitOnSignals, takeStopSignal } from './shutdown.js'
 
+/** How long a stopped command may linger after its clean-up before it is ended. */
+export const STOP_LINGER_MS = 1000
+
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
   static override baseFlags = {
@@ -69,11 +72,19 @@ export abstract class BaseCommand extends Command {
     if (!exit && !parseError && process.env.DEBUG) process.stderr.write(`${err.stack}\n`)
   }
 
-  /** Runs after the command cleaned up: a stop signal it received decides the exit code (130/143). */
+  /**
+   * Runs after the command cleaned up: a stop signal it received decides the exit code (130/143). And the
+   * process then ends: if a handle outlives the clean-up (e.g. grpc-js keeps the connection of a client that
+   * stopped answering), the user who pressed Ctrl-C still gets their shell back, STOP_LINGER_MS later.
+   */
   override async finally(err: Error | undefined): Promise<void> {
     this.#removeExitOnSignals?.()
     const stop = takeStopSignal()
-    if (stop) process.exitCode = exitCodeOfSignal(stop)
+    if (stop) {
+      const code = exitCodeOfSignal(stop)
+      process.exitCode = code
+      setTimeout(() => process.exit(code), STOP_LINGER_MS).unref() // unref: never delays an exit that happens anyway
+    }
     await super.finally(err)
   }
 }
