@@ -5,7 +5,7 @@
 //
 //   node bench/run.js            the full run (~2-3 minutes on 2 cores)
 //   node bench/run.js --quick    tiny counts, seconds; proves the harness works (test/bench-smoke.test.ts)
-//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session cluster auth forward)
+//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session clisession cluster auth forward)
 //   node bench/run.js --out FILE             results elsewhere than bench/results.json
 //   node bench/run.js --no-snapshot          run from this checkout's dist/ instead of a private copy
 import { spawn, spawnSync } from 'node:child_process'
@@ -37,6 +37,7 @@ import {
   withTimeout,
 } from './lib.js'
 import { forward } from './forward.js'
+import { cliSession } from './cli-session.js'
 /** The Message size the issue asks for; bench/payload.js builds a Message of exactly this size. */
 const MESSAGE_BYTES = 200
 
@@ -650,7 +651,7 @@ function table() {
   return [render(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(render)].join('\n')
 }
 
-const SECTIONS = { crypto, cli, relay: relayAndLatency, memory, session, cluster, auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
+const SECTIONS = { crypto, cli, relay: relayAndLatency, memory, session, clisession: () => cliSession({ runs: quick ? 1 : 7, row, log }), cluster, auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
 
 async function main() {
   installCleanup()
@@ -689,7 +690,7 @@ async function main() {
 // Several people build in one checkout, and `npm run build` empties dist/ first; a build during a run would
 // pull the code from under the spawned servers. So by default the run works on a private copy of the built
 // package (bin, dist, proto, bench, package.json, manifest; node_modules linked) in a temp directory.
-const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'test/netns/udp-tool.mjs', 'package.json', 'oclif.manifest.json']
+const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'test/netns/udp-tool.mjs', 'package.json', 'oclif.manifest.json', 'test/interop']
 const SNAPSHOT_NEEDS = ['dist/commands/signal.js', 'dist/core/envelope.js', 'dist/gen/signaling/signaling.js', 'dist/core/session/session.js']
 
 async function runInSnapshot() {

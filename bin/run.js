@@ -11,7 +11,13 @@ process.emitWarning = (warning, ...args) => {
   if (code !== 'DEP0123') emitWarning(warning, ...args)
 }
 
+// grpc-js logs its own errors to stderr ("E No address added…"); our commands report each failure once, in
+// their own words. GRPC_VERBOSITY=ERROR (or DEBUG) brings its log back.
+process.env.GRPC_VERBOSITY ??= 'NONE'
+
 if ((command === 'keygen' || command === 'pubkey') && rest.length === 0) {
+  // `pubkey` may wait on stdin: a stop signal ends it with the shell's code for it (130, 143).
+  for (const [name, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.on(name, () => process.exit(code))
   const { runKeyCommand } = await import('../dist/cli/key-commands.js')
   process.exitCode = await runKeyCommand(command)
 } else {

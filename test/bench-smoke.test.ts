@@ -32,6 +32,7 @@ const ROWS = [
   'session',
   'auth-subscribe-cpu',
   'forward',
+  'cli-session',
 ]
 
 test('node bench/run.js --quick produces every figure as a finite positive number', async () => {

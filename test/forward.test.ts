@@ -234,7 +234,7 @@ async function forwardPair(appPort: number, extra: string[] = []): Promise<Forwa
 
 async function stopBoth({ pa, pb }: ForwardPair): Promise<void> {
   for (const p of [pa, pb]) process.kill(p.child.pid!, 'SIGTERM')
-  await Promise.all([pa.exit(), pb.exit()])
+  expect(await Promise.all([pa.exit(), pb.exit()])).toEqual([143, 143])
   // The final counters come before 'closed'.
   expect([...pb.events].reverse().find((e) => e.type === 'forward')).toMatchObject({ active: false })
   expect(pb.events.at(-1)).toMatchObject({ type: 'state', state: 'closed' })

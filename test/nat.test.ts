@@ -86,11 +86,11 @@ async function connect(name: string, nat: Record<'a' | 'b', NatKind>, turnFlag =
   return { pa, pb, pairs, context }
 }
 
-/** SIGTERM both sessions: a clean exit 0 each, with the forwarder's final counters before 'closed'. */
+/** SIGTERM both sessions: a clean exit 143 (stopped by SIGTERM) each, with the forwarder's final counters before 'closed'. */
 async function stop(c: Connected): Promise<void> {
   for (const p of [c.pa, c.pb]) process.kill(p.child.pid!, 'SIGTERM')
-  expect(await c.pa.exit(15_000), c.context()).toBe(0)
-  expect(await c.pb.exit(15_000), c.context()).toBe(0)
+  expect(await c.pa.exit(15_000), c.context()).toBe(143)
+  expect(await c.pb.exit(15_000), c.context()).toBe(143)
 }
 
 interface ForwardResult {

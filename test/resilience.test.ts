@@ -77,18 +77,47 @@ describe('graceful shutdown', () => {
     expect(server.events.at(-1)).toMatchObject({ type: 'stopped' })
     await sub.waitForEvent((e) => e.type === 'backend' && e.status.state === 'reconnecting', 5_000)
     process.kill(sub.child.pid!, 'SIGINT')
-    expect(await sub.exit(10_000)).toBe(0)
+    expect(await sub.exit(10_000)).toBe(130)
   }, 30_000)
 
-  it('a second signal exits at once', async () => {
-    const server = await signalOn(0)
-    const started = Date.now()
-    process.kill(server.child.pid!, 'SIGTERM')
-    process.kill(server.child.pid!, 'SIGTERM')
-    const code = await server.exit(10_000)
-    // Signals sent back to back may be merged by the kernel: a drained 143 or the immediate 130 are both right.
-    expect([143, 130]).toContain(code)
-    expect(Date.now() - started).toBeLessThan(3_000)
+  it('a client that stopped answering does not keep a stopped server alive: exit 130 after the grace', async () => {
+    const port = await unusedPort()
+    const server = await signalOn(port)
+    const sub = startCli(['subscribe', '-k', keyFile().file, '-b', `grpc://127.0.0.1:${port}?insecure=true`, '--json'])
+    await sub.waitForEvent((e) => e.type === 'subscribed')
+    process.kill(sub.child.pid!, 'SIGSTOP') // its HTTP/2 connection stays open, and grpc-js keeps it
+    try {
+      const started = Date.now()
+      process.kill(server.child.pid!, 'SIGINT')
+      expect(await server.exit(15_000)).toBe(130)
+      expect(server.events.at(-1)).toMatchObject({ type: 'stopped' })
+      // The server's 2 s grace for calls in flight, then at most STOP_LINGER_MS (1 s) for what lingers.
+      expect(Date.now() - started).toBeLessThan(6_000)
+    } finally {
+      process.kill(sub.child.pid!, 'SIGCONT')
+    }
+  })
+
+  it('a second signal exits at once, with its own code', async () => {
+    const port = await unusedPort()
+    const server = await signalOn(port)
+    // A client that cannot answer (stopped) keeps its connection open: the graceful stop then waits out its
+    // 2 s grace for it, which leaves time to send the second signal while the first stop is still running.
+    const sub = startCli(['subscribe', '-k', keyFile().file, '-b', `grpc://127.0.0.1:${port}?insecure=true`, '--json'])
+    await sub.waitForEvent((e) => e.type === 'subscribed')
+    process.kill(sub.child.pid!, 'SIGSTOP')
+    try {
+      process.kill(server.child.pid!, 'SIGINT') // alone, this would end with 130 after the grace
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(server.child.exitCode).toBeNull() // still stopping gracefully
+      const second = Date.now()
+      process.kill(server.child.pid!, 'SIGTERM')
+      expect(await server.exit(10_000)).toBe(143)
+      expect(Date.now() - second).toBeLessThan(1_000)
+      expect(server.events.some((e) => e.type === 'stopped')).toBe(false) // it did not finish the graceful stop
+    } finally {
+      process.kill(sub.child.pid!, 'SIGCONT')
+    }
   })
 })
 
@@ -130,7 +159,7 @@ describe('private keys never leak', () => {
       out.push(r.stdout, r.stderr)
     }
     process.kill(server.child.pid!, 'SIGTERM')
-    await server.exit()
+    expect(await server.exit()).toBe(143)
     out.push(...[server, sub, pa, pb].flatMap((p) => [p.lines.join('\n'), p.stderr]))
 
     const all = out.join('\n')

@@ -107,7 +107,7 @@ describe('session between two processes', () => {
     expect(pairs.length).toBeGreaterThanOrEqual(1)
 
     process.kill(pa.child.pid!, 'SIGTERM')
-    expect(await pa.exit()).toBe(0)
+    expect(await pa.exit()).toBe(143)
   }, 90_000)
 
   it('a peer whose partner never comes exits with the timeout code 4 and says why', async () => {
@@ -117,7 +117,7 @@ describe('session between two processes', () => {
     const pa = session(a, b, backend, '--exit-on-connected', '--timeout', '3')
     expect(await pa.exit(15_000)).toBe(4)
     // With --json the error is the last NDJSON line on stdout, after the session's own 'closed'.
-    expect(pa.events.at(-1)).toEqual({ error: { message: 'timed out after 3 s: not connected (state idle)', exit: 4 } })
+    expect(pa.events.at(-1)).toMatchObject({ type: 'error', message: 'timed out after 3 s: not connected (state idle)', exit: 4 })
     expect(pa.events.at(-2)).toMatchObject({ type: 'state', state: 'closed' })
   }, 30_000)
 })

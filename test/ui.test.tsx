@@ -65,7 +65,7 @@ describe('inbox view', () => {
   it('logs messages and dropped envelopes with a live status line', () => {
     const events: InboxEvent[] = [
       { type: 'subscribed', key: ours, from: 'any', backend: 'inprocess:', at: at(0) },
-      { type: 'message', from: theirs, to: ours, backend: 'inprocess:', receivedAt: at(5), kind: 'candidate', size: 170, message: { candidate: { port: 7 } } },
+      { type: 'message', from: theirs, to: ours, backend: 'inprocess:', at: at(5), kind: 'candidate', size: 170, message: { candidate: { port: 7 } } },
       { type: 'error', reason: 'authentication-failed', message: 'tampered', backend: 'inprocess:', at: at(6) },
     ]
     const { lastFrame, unmount } = render(<InboxView events={events} />)

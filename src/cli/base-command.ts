@@ -1,9 +1,35 @@
-// Shared behaviour of every command: one-line errors with documented exit codes, JSON errors under --json.
-import { Command, type Interfaces } from '@oclif/core'
+// Shared behaviour of every command: one-line errors with documented exit codes, JSON errors under --json
+// (as NDJSON events of type "error"), and the shell's exit code after SIGINT (130) or SIGTERM (143).
+import { Command, Flags, type Interfaces } from '@oclif/core'
 import { ExitCode } from './exit-codes.js'
+import { deferMulticastDns } from './defer-multicast-dns.js'
+import { exitCodeOfSignal, exitOnSignals, takeStopSignal } from './shutdown.js'
+
+/** How long a stopped command may linger after its clean-up before it is ended. */
+export const STOP_LINGER_MS = 1000
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
+  static override baseFlags = {
+    json: Flags.boolean({
+      summary: 'NDJSON output: one JSON event per line (schema/events.schema.json); also chosen when stdout is not a terminal.',
+      helpGroup: 'GLOBAL',
+    }),
+    color: Flags.boolean({ summary: 'Colours on a terminal; --no-color (or env NO_COLOR) turns them off.', allowNo: true, helpGroup: 'GLOBAL' }),
+  }
+
+  #removeExitOnSignals?: () => void
+
+  override async init(): Promise<void> {
+    // Until the command takes over with abortOnSignals (its graceful path), a stop signal exits at once with
+    // its code (e.g. `pubkey` waiting on stdin, or flag parsing).
+    // Ink's colours (chalk) read FORCE_COLOR when first imported, which happens after this (lazily).
+    if (process.env.NO_COLOR || this.argv.includes('--no-color')) process.env.FORCE_COLOR = '0'
+    deferMulticastDns() // before anything loads werift-ice
+    takeStopSignal()
+    this.#removeExitOnSignals = exitOnSignals({ unlessHandled: true })
+    await super.init()
+  }
 
   /** NDJSON when asked for, or when stdout is a pipe or file: scripts never get terminal frames. */
   protected wantsNdjson(jsonFlag: boolean | undefined): boolean {
@@ -29,9 +55,10 @@ export abstract class BaseCommand extends Command {
     process.stdout.write(JSON.stringify(json) + '\n')
   }
 
+  /** The last line under --json is an event like every other (schema/events.schema.json). */
   protected override toErrorJson(err: unknown) {
     const e = err as { message?: string; oclif?: { exit?: number } }
-    return { error: { message: e.message ?? String(err), exit: e.oclif?.exit ?? ExitCode.Error } }
+    return { type: 'error', at: new Date().toISOString(), message: e.message ?? String(err), exit: Number(process.exitCode ?? e.oclif?.exit ?? ExitCode.Error) }
   }
 
   protected override async catch(err: Interfaces.CommandError) {
@@ -43,5 +70,21 @@ export abstract class BaseCommand extends Command {
     // One unwrapped line per message, no stack: users grep and scripts parse it.
     process.stderr.write(`Error: ${err.message}\n`)
     if (!exit && !parseError && process.env.DEBUG) process.stderr.write(`${err.stack}\n`)
+  }
+
+  /**
+   * Runs after the command cleaned up: a stop signal it received decides the exit code (130/143). And the
+   * process then ends: if a handle outlives the clean-up (e.g. grpc-js keeps the connection of a client that
+   * stopped answering), the user who pressed Ctrl-C still gets their shell back, STOP_LINGER_MS later.
+   */
+  override async finally(err: Error | undefined): Promise<void> {
+    this.#removeExitOnSignals?.()
+    const stop = takeStopSignal()
+    if (stop) {
+      const code = exitCodeOfSignal(stop)
+      process.exitCode = code
+      setTimeout(() => process.exit(code), STOP_LINGER_MS).unref() // unref: never delays an exit that happens anyway
+    }
+    await super.finally(err)
   }
 }

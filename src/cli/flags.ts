@@ -3,6 +3,12 @@ import { Flags } from '@oclif/core'
 import { readKeyFile } from '../core/key-file.js'
 import { PrivateKey } from '../core/keys.js'
 
+/** For commands that log lines of their own (not views, not data): how much of it. */
+export const logFlags = {
+  quiet: Flags.boolean({ char: 'q', summary: 'Print only errors (and the data asked for).', exclusive: ['verbose'] }),
+  verbose: Flags.boolean({ char: 'v', summary: 'Print more about what happens, on stderr.' }),
+}
+
 export const DEFAULT_BACKEND = 'grpc://127.0.0.1:8080?insecure=true'
 
 export const keyFlags = {

@@ -3,6 +3,7 @@ import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
 import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
+import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { openClient } from '../cli/open-client.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
@@ -15,7 +16,7 @@ export default class SessionCommand extends BaseCommand {
 On a terminal: a live view (keys, role and why, state timeline, envelopes, candidates, selected pair, RTT). With --json or in a pipe: one NDJSON event per line.
 Without --exit-on-connected or --timeout it stays up: keeps ICE consent, follows the peer's restarts, and closes cleanly on Ctrl-C/SIGTERM.
 A peer that stops cleanly says goodbye over the path, and the other side goes back to waiting for it at once; a peer that vanishes is shown as disconnected after 5 s of silence on the path and failed (then a restart) after 25 s.
-Exit: 0 connected and the path probe settled (with --exit-on-connected) or stopped by a signal; 4 --timeout passed before that; 2 bad input; 3 backend unreachable.`
+${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_COLOR'], { 0: 'connected and the path verified or given up (--exit-on-connected)', 2: 'bad flags, key, peer key, STUN/TURN URL, or a --wg setup refused', 3: 'backend unreachable', 4: '--timeout passed before connecting (with --exit-on-connected: before the path probe settled)' })}`
   static override examples = [
     { command: '<%= config.bin %> session -k a.key "$(cunicu-ts pubkey < b.key)"', description: 'Connect to peer B and watch it live' },
     { command: '<%= config.bin %> session -k a.key "$PEER_B" --loopback --exit-on-connected --timeout 30 --json', description: 'One-host test, for scripts' },

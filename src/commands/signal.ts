@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
+import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import type { ClusterEvent } from '../core/server/cluster/cluster.js'
@@ -13,8 +14,9 @@ export default class Signal extends BaseCommand {
   static override description = `A stateless relay of sealed envelopes (cunīcu's signaling service): peers subscribe to their public key and publish envelopes to others'. It cannot read them: it has no keys. cunīcu daemons can use it as their grpc:// backend.
 Also serves the standard gRPC health service and server reflection (grpcurl list works).
 With --json the first stdout line is {"type":"listening","address":"HOST:PORT"}; stdout carries only these NDJSON events, logs go to stderr (JSON lines, or human-readable on a terminal).
-SIGTERM drains (a rolling restart): no new connections, GOAWAY, calls in flight finish, subscriber queues and the cluster flush, then every stream ends with UNAVAILABLE so clients reconnect elsewhere; exit 143 after the drain (at most --drain-timeout). SIGINT does the same and exits 0. A second signal exits at once (130).
-Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz; --stun-listen answers STUN Binding requests so peers get their server-reflexive candidates from this host too. See README "Running signal in production".`
+SIGTERM drains (a rolling restart): no new connections, GOAWAY, calls in flight finish, subscriber queues and the cluster flush, then every stream ends with UNAVAILABLE so clients reconnect elsewhere; exit 143 after the drain (at most --drain-timeout). SIGINT does the same and exits 130. A second signal exits at once, with its own code.
+Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz; --stun-listen answers STUN Binding requests so peers get their server-reflexive candidates from this host too. See README "Running signal in production".
+${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in use, or the --cluster broker is unreachable' })}`
   static override examples = [
     { command: '<%= config.bin %> signal', description: 'Listen on 0.0.0.0:8080 (plain text: clients use ?insecure=true)' },
     { command: '<%= config.bin %> signal --listen 127.0.0.1:0 --json | head -1 | jq -r .address', description: 'An ephemeral port, printed for scripts' },
@@ -85,10 +87,6 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
     }
     const { log, flush: flushLog } = await createLog(flags['log-level'])
     const shutdown = abortOnSignals()
-    // Which signal started the shutdown decides the exit code after the drain (abortOnSignals owns the rest).
-    let sigterm = false
-    const onSigterm = (): void => void (sigterm = true)
-    process.once('SIGTERM', onSigterm)
     const { SignalingServer } = await import('../core/server/signaling-server.js')
     let server
     try {
@@ -124,9 +122,11 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
       })
     } catch (err) {
       shutdown.dispose()
-      process.off('SIGTERM', onSigterm)
       const message = (err as Error).message
       if (flags.cluster && message.startsWith('cluster ')) this.fail(message, ExitCode.Backend)
+      const { addressInUse } = await import('../cli/address-in-use.js')
+      const port = await addressInUse(flags.listen)
+      if (port !== undefined) this.fail(`port ${port} is in use (is another signal running?)`, ExitCode.Backend)
       this.fail(message.startsWith('cannot listen') || message.startsWith('STUN') ? message : `cannot listen on ${flags.listen}: ${message}`, ExitCode.Usage)
     }
     let metricsServer
@@ -138,13 +138,12 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
       } catch (err) {
         await server.close(0)
         shutdown.dispose()
-        process.off('SIGTERM', onSigterm)
         this.fail(`cannot listen for metrics on ${flags.metrics}: ${(err as Error).message}`, ExitCode.Usage)
       }
     }
     const authKey = server.authKey?.toString()
     const extra = { ...(server.stunAddress ? { stun: server.stunAddress } : {}), ...(metricsServer ? { metrics: metricsServer.address } : {}) }
-    if (flags.json) writeNdjson({ type: 'listening', address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}), ...extra })
+    if (flags.json) writeNdjson({ type: 'listening', at: new Date().toISOString(), address: server.address, tls: Boolean(tls), ...(authKey ? { authKey } : {}), ...extra })
     else this.log(`cunicu-ts signal listening on ${server.address}${tls ? ' (TLS)' : ' (plain text: clients use grpc://' + server.address + '?insecure=true)'}`)
     if (authKey && !flags.json) this.log(`subscriptions require proof of key ownership; server auth key ${authKey}`)
     if (extra.stun && !flags.json) this.log(`STUN (RFC 5389 Binding) on udp ${extra.stun}`)
@@ -154,13 +153,12 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
     // After the drain, so that a last scrape can still see it; the stopped line is read from the same counters.
     await metricsServer?.close()
     const stats = server.stats()
-    if (flags.json) writeNdjson({ type: 'stopped', ...stats })
+    if (flags.json) writeNdjson({ type: 'stopped', at: new Date().toISOString(), ...stats })
     else this.log(stoppedLine(stats))
     flushLog()
     shutdown.dispose()
-    process.off('SIGTERM', onSigterm)
-    // A rolling restart's SIGTERM ends with 143 (128 + 15), and only now that the drain is over.
-    if (sigterm) process.exitCode = 143
+    // The exit code (143 after SIGTERM, 130 after SIGINT) is set by BaseCommand once run() returns: only
+    // after the drain, as a rolling restart expects.
   }
 
   private async parseListenFlag(flag: string, value: string) {
@@ -170,7 +168,7 @@ Operations: --metrics serves Prometheus metrics (GET /metrics) and GET /healthz;
 
   /** The log (stderr) has every cluster event; stdout gets them as NDJSON events, or the connection line. */
   private clusterEvent(event: ClusterEvent, json: boolean): void {
-    if (json) return writeNdjson({ type: 'cluster', ...event })
+    if (json) return writeNdjson({ type: 'cluster', at: new Date().toISOString(), ...event })
     if (event.state === 'connected') this.log(`cluster ${event.url} connected`)
   }
 

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
 import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
+import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import { PublicKey } from '../core/keys.js'
@@ -13,9 +14,9 @@ export default class Subscribe extends BaseCommand {
   static override description = `Subscribes to envelopes addressed to our public key, opens them with our private key and prints each message.
 On a terminal: a live log. With --json or when stdout is not a terminal: NDJSON, one event per line:
   {"type":"subscribed","key":OUR_PK,...}   once the subscription is live
-  {"type":"message","from","to","backend","receivedAt","kind","size","message":{...}}   per message (protobuf JSON)
+  {"type":"message","at","from","to","backend","kind","size","message":{...}}   per message (protobuf JSON)
   {"type":"error","reason","message",...}   an envelope that failed to open (dropped; the command keeps running)
-Exit: 0 when --count is reached, or at --timeout if no --count was given; 4 at --timeout with fewer than --count messages.`
+${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_COLOR'], { 0: '--count messages received, or --timeout passed without --count', 2: 'bad flags or key', 3: 'backend unreachable', 4: '--timeout passed with fewer than --count messages' })}`
   static override examples = [
     { command: '<%= config.bin %> subscribe -k peer.key --json', description: 'Every message to our key, as NDJSON' },
     { command: '<%= config.bin %> subscribe -k b.key --from "$(cunicu-ts pubkey < a.key)" --count 1 | jq .message', description: 'Wait for one message from peer A' },

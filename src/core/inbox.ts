@@ -8,7 +8,7 @@ import { Message } from '../gen/signaling/signaling.js'
 
 export type InboxEvent =
   | { type: 'subscribed'; key: string; from: string[] | 'any'; backend: string; at: string }
-  | { type: 'message'; from: string; to: string; backend: string; receivedAt: string; kind: MessageKind; size: number; message: unknown }
+  | { type: 'message'; from: string; to: string; backend: string; at: string; kind: MessageKind; size: number; message: unknown }
   | { type: 'error'; reason: string; message: string; claimedSender?: string; backend: string; at: string }
   | { type: 'backend'; status: BackendStatus; at: string }
 
@@ -63,7 +63,7 @@ function toMessageEvent(m: ReceivedMessage): InboxEvent {
     from: m.from.toString(),
     to: m.to.toString(),
     backend: m.backend,
-    receivedAt: m.receivedAt.toISOString(),
+    at: m.receivedAt.toISOString(),
     kind: messageKind(m.message),
     size: m.size,
     message: Message.toJSON(m.message),

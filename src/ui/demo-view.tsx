@@ -4,8 +4,9 @@ import type { DemoEvent } from '../core/demo.js'
 import type { Emitter } from '../core/emitter.js'
 import { clock } from './format.js'
 import { SessionLogLine, SessionPanel } from './session-view.js'
+import { EMPTY_SUMMARY, reduceSummary, type SessionSummary } from './session-summary.js'
 import { mount } from './mount.js'
-import { useEvents } from './use-events.js'
+import { useEventLog } from './use-events.js'
 
 function DemoLine({ event }: { event: DemoEvent }) {
   switch (event.type) {
@@ -26,21 +27,29 @@ function DemoLine({ event }: { event: DemoEvent }) {
   }
 }
 
-export function DemoView({ events }: { events: readonly DemoEvent[] }) {
-  const of = (peer: 'A' | 'B') => events.flatMap((e) => (e.type === 'peer' && e.peer === peer ? [e.event] : []))
+type Panels = Record<'A' | 'B', SessionSummary>
+const NO_PANELS: Panels = { A: EMPTY_SUMMARY, B: EMPTY_SUMMARY }
+const reducePanels = (panels: Panels, e: DemoEvent): Panels => (e.type === 'peer' ? { ...panels, [e.peer]: reduceSummary(panels[e.peer], e.event) } : panels)
+
+function DemoScreen({ log, frame, panels }: { log: readonly DemoEvent[]; frame: number; panels: Panels }) {
   return (
     <>
-      <Static items={events.map((event, i) => ({ event, i }))}>{({ event, i }) => <DemoLine key={i} event={event} />}</Static>
+      <Static key={frame} items={log.map((event, i) => ({ event, i }))}>{({ event, i }) => <DemoLine key={i} event={event} />}</Static>
       <Box>
-        <SessionPanel events={of('A')} title="peer A" />
-        <SessionPanel events={of('B')} title="peer B" />
+        <SessionPanel summary={panels.A} title="peer A" />
+        <SessionPanel summary={panels.B} title="peer B" />
       </Box>
     </>
   )
 }
 
+export function DemoView({ events }: { events: readonly DemoEvent[] }) {
+  return <DemoScreen log={events} frame={0} panels={events.reduce(reducePanels, NO_PANELS)} />
+}
+
 function LiveDemo({ emitter }: { emitter: Emitter<DemoEvent> }) {
-  return <DemoView events={useEvents(emitter)} />
+  const log = useEventLog(emitter, reducePanels, NO_PANELS)
+  return <DemoScreen log={log.fresh} frame={log.frame} panels={log.state} />
 }
 
 export function showDemo(emitter: Emitter<DemoEvent>): () => Promise<void> {

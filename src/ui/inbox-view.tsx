@@ -4,7 +4,7 @@ import type { Emitter } from '../core/emitter.js'
 import type { InboxEvent } from '../core/inbox.js'
 import { bytes, clock, shortKey } from './format.js'
 import { mount } from './mount.js'
-import { useEvents } from './use-events.js'
+import { useEventLog } from './use-events.js'
 
 export function InboxLine({ event }: { event: InboxEvent }) {
   switch (event.type) {
@@ -17,7 +17,7 @@ export function InboxLine({ event }: { event: InboxEvent }) {
     case 'message':
       return (
         <Text>
-          <Text dimColor>{clock(event.receivedAt)}</Text> <Text color="cyan">⇐ {event.kind}</Text> from {shortKey(event.from)} ({bytes(event.size)}){' '}
+          <Text dimColor>{clock(event.at)}</Text> <Text color="cyan">⇐ {event.kind}</Text> from {shortKey(event.from)} ({bytes(event.size)}){' '}
           <Text dimColor>{JSON.stringify(event.message)}</Text>
         </Text>
       )
@@ -37,13 +37,22 @@ export function InboxLine({ event }: { event: InboxEvent }) {
   }
 }
 
-export function InboxView({ events }: { events: readonly InboxEvent[] }) {
-  const messages = events.filter((e) => e.type === 'message').length
-  const errors = events.filter((e) => e.type === 'error').length
-  const live = events.some((e) => e.type === 'subscribed')
+interface InboxCounts {
+  messages: number
+  errors: number
+  live: boolean
+}
+const NO_COUNTS: InboxCounts = { messages: 0, errors: 0, live: false }
+const count = (c: InboxCounts, e: InboxEvent): InboxCounts => ({
+  messages: c.messages + Number(e.type === 'message'),
+  errors: c.errors + Number(e.type === 'error'),
+  live: c.live || e.type === 'subscribed',
+})
+
+function InboxScreen({ log, frame, counts: { messages, errors, live } }: { log: readonly InboxEvent[]; frame: number; counts: InboxCounts }) {
   return (
     <>
-      <Static items={events.map((event, i) => ({ event, i }))}>{({ event, i }) => <InboxLine key={i} event={event} />}</Static>
+      <Static key={frame} items={log.map((event, i) => ({ event, i }))}>{({ event, i }) => <InboxLine key={i} event={event} />}</Static>
       <Box borderStyle="round" paddingX={1}>
         <Text>
           {live ? <Text color="green">live</Text> : <Text color="yellow">subscribing…</Text>} · {messages} messages · {errors} dropped · Ctrl-C to stop
@@ -53,8 +62,13 @@ export function InboxView({ events }: { events: readonly InboxEvent[] }) {
   )
 }
 
+export function InboxView({ events }: { events: readonly InboxEvent[] }) {
+  return <InboxScreen log={events} frame={0} counts={events.reduce(count, NO_COUNTS)} />
+}
+
 function LiveInbox({ emitter }: { emitter: Emitter<InboxEvent> }) {
-  return <InboxView events={useEvents(emitter)} />
+  const log = useEventLog(emitter, count, NO_COUNTS)
+  return <InboxScreen log={log.fresh} frame={log.frame} counts={log.state} />
 }
 
 /** Mounts the live view; the returned function unmounts it (call before the process exits). */

@@ -1,12 +1,13 @@
-// Live view of a session: a growing log of envelopes, candidates and state changes (Ink <Static>), and a
-// panel below it with keys, role and why, the state timeline, the selected pair and the RTT.
+// Live view of a session: a log of envelopes, candidates and state changes (Ink <Static>, written once), and
+// a panel below it with keys, role and why, the state timeline, the selected pair and the RTT. The live
+// view holds no history (use-events.ts): the log gets each frame's events, the panel a running summary.
 import { Box, Static, Text } from 'ink'
 import type { Emitter } from '../core/emitter.js'
 import type { CandidateInfo, SessionEvent, SessionState } from '../core/session/events.js'
 import { bytes, clock, shortKey } from './format.js'
-import { summarize } from './session-summary.js'
+import { EMPTY_SUMMARY, reduceSummary, summarize, type ForwardEvent, type SessionSummary } from './session-summary.js'
 import { mount } from './mount.js'
-import { useEvents } from './use-events.js'
+import { useEventLog } from './use-events.js'
 
 const stateColor: Record<SessionState, string> = {
   idle: 'gray',
@@ -113,9 +114,8 @@ export function SessionLogLine({ event, label }: { event: SessionEvent; label?: 
   }
 }
 
-export function SessionPanel({ events, title }: { events: readonly SessionEvent[]; title?: string }) {
-  const s = summarize(events)
-  const start = s.timeline[0]?.at ?? events[0]?.at
+export function SessionPanel({ summary: s, title }: { summary: SessionSummary; title?: string }) {
+  const start = s.startedAt
   const since = (at: string) => (start ? `+${Date.parse(at) - Date.parse(start)}ms` : '')
   return (
     <Box flexDirection="column" borderStyle="round" borderColor={stateColor[s.state]} paddingX={1} flexGrow={1}>
@@ -131,7 +131,7 @@ export function SessionPanel({ events, title }: { events: readonly SessionEvent[
         <Text dimColor>{s.timeline.map((t) => `${t.state} ${since(t.at)}`).join(' → ')}</Text>
       </Text>
       <Text>
-        envelopes ⇐ {s.envelopesIn} ⇒ {s.envelopesOut} · candidates local {s.localCandidates.length} remote {s.remoteCandidates.length}
+        envelopes ⇐ {s.envelopesIn} ⇒ {s.envelopesOut} · candidates local {s.localCandidateCount} remote {s.remoteCandidateCount}
         {s.errors ? <Text color="red"> · {s.errors} errors</Text> : null}
       </Text>
       <Text>
@@ -151,14 +151,12 @@ export function SessionPanel({ events, title }: { events: readonly SessionEvent[
           '—'
         )}
       </Text>
-      <ForwardLine events={events} />
+      {s.forward ? <ForwardLine last={s.forward} /> : null}
       {s.backend ? <Text dimColor>backend {s.backend}</Text> : null}
       {s.lastError ? <Text color="red">last error {s.lastError}</Text> : null}
     </Box>
   )
 }
-
-type ForwardEvent = Extract<SessionEvent, { type: 'forward' }>
 
 const rate = (bitsPerSecond: number) =>
   bitsPerSecond >= 1e6 ? `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s` : `${(bitsPerSecond / 1e3).toFixed(1)} kbit/s`
@@ -169,10 +167,7 @@ function forwardLine(f: ForwardEvent): string {
   return f.mode === 'sealed' ? `${counts} · sealed · lost ${f.lost} (${f.lossPercent}%)` : counts
 }
 
-function ForwardLine({ events }: { events: readonly SessionEvent[] }) {
-  let last: ForwardEvent | undefined
-  for (let i = events.length - 1; i >= 0 && !last; i--) if (events[i]!.type === 'forward') last = events[i] as ForwardEvent
-  if (!last) return null
+function ForwardLine({ last }: { last: ForwardEvent }) {
   return (
     <Text>
       forward {last.local}
@@ -183,17 +178,27 @@ function ForwardLine({ events }: { events: readonly SessionEvent[] }) {
   )
 }
 
+/** The view of a whole list of events (tests, replays); the live view below keeps none. */
 export function SessionView({ events }: { events: readonly SessionEvent[] }) {
   return (
     <>
       <Static items={events.map((event, i) => ({ event, i }))}>{({ event, i }) => <SessionLogLine key={i} event={event} />}</Static>
-      <SessionPanel events={events} />
+      <SessionPanel summary={summarize(events)} />
     </>
   )
 }
 
-function LiveSession({ emitter }: { emitter: Emitter<SessionEvent> }) {
-  return <SessionView events={useEvents(emitter)} />
+export function LiveSession({ emitter }: { emitter: Emitter<SessionEvent> }) {
+  const log = useEventLog(emitter, reduceSummary, EMPTY_SUMMARY)
+  return (
+    <>
+      {/* A fresh <Static> per frame writes that frame's events once; nothing of it is kept. */}
+      <Static key={log.frame} items={log.fresh.map((event, i) => ({ event, i }))}>
+        {({ event, i }) => <SessionLogLine key={i} event={event} />}
+      </Static>
+      <SessionPanel summary={log.state} />
+    </>
+  )
 }
 
 /** Mounts the live view; the returned function unmounts it. */

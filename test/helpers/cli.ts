@@ -3,11 +3,25 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { afterEach, expect } from 'vitest'
+import { lineViolation } from './events-schema.js'
 
 export const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 const children = new Set<ChildProcessWithoutNullStreams>()
+
+// Every NDJSON line any spawned command prints is checked against schema/events.schema.json, and the test
+// that spawned it fails if one is not an event (no `type`/`at`, an unknown type, a missing field).
+const eventViolations: string[] = []
+afterEach(() => {
+  expect(takeEventViolations(), 'NDJSON lines that do not match schema/events.schema.json').toEqual([])
+})
+
+/** The lines that failed the schema since the last call (the test of the check itself takes them). */
+export function takeEventViolations(): string[] {
+  return eventViolations.splice(0)
+}
 
 export interface CliResult {
   code: number | null
@@ -31,10 +45,13 @@ export class CliProcess {
   readonly exited: Promise<number | null>
   readonly #waiters = new Set<() => void>()
 
-  constructor(readonly child: ChildProcessWithoutNullStreams) {
+  /** `validateEvents`: this is a cunicu-ts command, so each `{…}` line it prints must be a schema event. */
+  constructor(readonly child: ChildProcessWithoutNullStreams, validateEvents = false) {
     children.add(child)
     createInterface({ input: child.stdout }).on('line', (line) => {
       this.lines.push(line)
+      const violation = validateEvents ? lineViolation(line) : undefined
+      if (violation) eventViolations.push(`${child.spawnargs.slice(2, 4).join(' ')}: ${violation}: ${line.slice(0, 300)}`)
       this.#waiters.forEach((w) => w())
     })
     child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()))
@@ -97,7 +114,7 @@ export class CliProcess {
 
 export function startCli(args: string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): CliProcess {
   const child = spawn(process.execPath, [RUN, ...args], { env: cliEnv(options.env), cwd: options.cwd ?? ROOT, stdio: 'pipe' })
-  return new CliProcess(child)
+  return new CliProcess(child, true)
 }
 
 /** Runs the CLI to completion with optional stdin; killed after `timeoutMs`. */

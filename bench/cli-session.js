@@ -1,0 +1,147 @@
+// The "CLI session" row: from the moment the second peer's *process* is started to the moment it reports
+// its ICE session connected, for `cunicu-ts session` (node bin/run.js, --json) and, as the reference in the
+// same run, for the tests' independent Python peer (test/interop/peer.py: grpcio, PyNaCl, aioice). In both
+// cases the first peer already runs and waits, so the figure is what a user sees when starting the
+// second peer: interpreter and module loading, subscribe, credentials, candidates, ICE checks.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { createInterface } from 'node:readline'
+import { PROD_ENV, ROOT, RUN_JS, median, startSignal, stopProcess, track, withTimeout } from './lib.js'
+
+const PYTHON = '/usr/bin/python3'
+const PROTO_DIR = join(ROOT, 'proto')
+const INTEROP_DIR = join(ROOT, 'test', 'interop')
+
+function protoFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return protoFiles(path)
+    return name.endsWith('.proto') ? [relative(PROTO_DIR, path)] : []
+  })
+}
+
+/** The Python peer's protobuf modules, generated from proto/ with Debian's protoc (as test/helpers/interop.ts). */
+function preparePython() {
+  const generated = mkdtempSync(join(tmpdir(), 'cunicu-bench-py-'))
+  const protoc = spawnSync('/usr/bin/protoc', [`--python_out=${generated}`, '-I', PROTO_DIR, ...protoFiles(PROTO_DIR)], { encoding: 'utf8', timeout: 30_000 })
+  if (protoc.status !== 0) throw new Error(`protoc failed (apt-get install -y protobuf-compiler): ${protoc.error?.message ?? protoc.stderr}`)
+  const mark = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name)
+      if (statSync(path).isDirectory()) (writeFileSync(join(path, '__init__.py'), ''), mark(path))
+    }
+  }
+  mark(generated)
+  const env = { ...process.env, PYTHONPATH: [generated, INTEROP_DIR].join(':'), PYTHONNOUSERSITE: '1', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' }
+  delete env.PYTHONHOME
+  return { env, cleanup: () => rmSync(generated, { recursive: true, force: true }) }
+}
+
+/** A started peer: resolves `until(match)` with the time its first matching NDJSON line arrived. */
+function startPeer(command, args, env) {
+  const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const lines = []
+  const waiters = new Set()
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const at = performance.now()
+    try {
+      lines.push({ at, event: JSON.parse(line) })
+    } catch {
+      return
+    }
+    for (const w of waiters) w()
+  })
+  const until = (match, what) =>
+    withTimeout(
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find((l) => match(l.event))
+          if (found) (waiters.delete(check), resolve(found.at))
+        }
+        waiters.add(check)
+        child.once('exit', (code) => reject(new Error(`${what}: exited ${code} first: ${stderr.trim().slice(-500)}`)))
+        check()
+      }),
+      20_000,
+      what,
+    )
+  return { child, pid: child.pid, until }
+}
+
+function keyPair() {
+  // Keys from the CLI itself (its fast path), so this file needs no build of its own.
+  const run = (args, input) => spawnSync(process.execPath, [RUN_JS, ...args], { input, encoding: 'utf8', env: PROD_ENV }).stdout.trim()
+  const privateKey = run(['keygen'])
+  return { privateKey, publicKey: run(['pubkey'], privateKey) }
+}
+
+async function oursOnce(address) {
+  const a = keyPair()
+  const b = keyPair()
+  const args = (peer) => [RUN_JS, 'session', peer, '-b', `grpc://${address}?insecure=true`, '--loopback', '--json']
+  const first = startPeer(process.execPath, args(b.publicKey), { ...PROD_ENV, CUNICU_PRIVATE_KEY: a.privateKey })
+  let second
+  try {
+    await first.until((e) => e.type === 'envelope' && e.direction === 'out' && e.kind === 'credentials', 'cunicu-ts first peer waiting')
+    const t0 = performance.now()
+    second = startPeer(process.execPath, args(a.publicKey), { ...PROD_ENV, CUNICU_PRIVATE_KEY: b.privateKey })
+    const t1 = await second.until((e) => e.type === 'state' && e.state === 'connected', 'cunicu-ts second peer connected')
+    return t1 - t0
+  } finally {
+    await Promise.all([stopProcess(first), stopProcess(second)])
+  }
+}
+
+async function pythonOnce(address, py) {
+  const a = keyPair()
+  const b = keyPair()
+  const args = (key, peer) => [join(INTEROP_DIR, 'peer.py'), 'session', '--server', address, '--key', key.privateKey, '--peer', peer.publicKey, '--timeout', '20', '--linger', '5']
+  const first = startPeer(PYTHON, args(a, b), py.env)
+  let second
+  try {
+    await first.until((e) => e.type === 'subscribed', 'python first peer waiting') // it publishes its credentials next
+    const t0 = performance.now()
+    second = startPeer(PYTHON, args(b, a), py.env)
+    const t1 = await second.until((e) => e.type === 'connected', 'python second peer connected')
+    return t1 - t0
+  } finally {
+    await Promise.all([stopProcess(first), stopProcess(second)])
+  }
+}
+
+/** Adds the row through `row` (bench/run.js's); `runs` of each, interleaved so load hits both alike. */
+export async function cliSession({ runs, row, log }) {
+  log('CLI session: process start → connected, second peer (cunicu-ts vs the Python peer)')
+  const py = preparePython()
+  let signal
+  const ours = []
+  const python = []
+  try {
+    signal = await startSignal()
+    await oursOnce(signal.address) // warm the page cache for both, unmeasured
+    await pythonOnce(signal.address, py)
+    for (let i = 0; i < runs; i++) {
+      ours.push(await oursOnce(signal.address))
+      python.push(await pythonOnce(signal.address, py))
+    }
+  } finally {
+    await stopProcess(signal)
+    py.cleanup()
+  }
+  const round = (x) => Math.round(x * 10) / 10
+  row({
+    id: 'cli-session',
+    name: `CLI session: process start → connected, second peer (median of ${runs})`,
+    value: median(ours),
+    unit: 'ms',
+    reference: median(python),
+    referenceName: 'two peers of the independent Python implementation (test/interop/peer.py), same server',
+    target: '≤ 1.0 ×',
+    check: (_, ratio) => ratio <= 1.0,
+    detail: { oursMs: ours.map(round), pythonMs: python.map(round) },
+  })
+}
