@@ -101,7 +101,7 @@ describe('no probe race', () => {
     expect(await ts.exit(20_000), context()).toBe(4)
     expect(ts.events.some((e) => e.type === 'state' && e.state === 'connected'), context()).toBe(true)
     expect(ts.events.some((e) => e.type === 'verified' || e.type === 'unverified'), context()).toBe(false)
-    expect(ts.events.at(-1), context()).toEqual({ error: { message: 'timed out after 2 s: connected but the path is not verified yet (state connected)', exit: 4 } })
+    expect(ts.events.at(-1), context()).toMatchObject({ type: 'error', message: 'timed out after 2 s: connected but the path is not verified yet (state connected)', exit: 4 })
     server.child.kill('SIGTERM')
     await server.exit()
   }, 60_000)

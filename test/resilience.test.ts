@@ -18,8 +18,8 @@ function keyFile(key = PrivateKey.generate()): { key: PrivateKey; file: string }
   return { key, file }
 }
 
-async function signalOn(port: number): Promise<CliProcess> {
-  const server = startCli(['signal', '--listen', `127.0.0.1:${port}`, '--json'])
+async function signalOn(port: number, extra: string[] = []): Promise<CliProcess> {
+  const server = startCli(['signal', '--listen', `127.0.0.1:${port}`, '--json', ...extra])
   await server.waitForEvent((e) => e.type === 'listening')
   return server
 }
@@ -80,9 +80,9 @@ describe('graceful shutdown', () => {
     expect(await sub.exit(10_000)).toBe(130)
   }, 30_000)
 
-  it('a client that stopped answering does not keep a stopped server alive: exit 130 after the grace', async () => {
+  it('a client that stopped answering does not keep a stopped server alive: exit 130 after the drain deadline', async () => {
     const port = await unusedPort()
-    const server = await signalOn(port)
+    const server = await signalOn(port, ['--drain-timeout', '2'])
     const sub = startCli(['subscribe', '-k', keyFile().file, '-b', `grpc://127.0.0.1:${port}?insecure=true`, '--json'])
     await sub.waitForEvent((e) => e.type === 'subscribed')
     process.kill(sub.child.pid!, 'SIGSTOP') // its HTTP/2 connection stays open, and grpc-js keeps it
@@ -91,7 +91,7 @@ describe('graceful shutdown', () => {
       process.kill(server.child.pid!, 'SIGINT')
       expect(await server.exit(15_000)).toBe(130)
       expect(server.events.at(-1)).toMatchObject({ type: 'stopped' })
-      // The server's 2 s grace for calls in flight, then at most STOP_LINGER_MS (1 s) for what lingers.
+      // The drain's 2 s deadline (--drain-timeout), then at most STOP_LINGER_MS (1 s) for what lingers.
       expect(Date.now() - started).toBeLessThan(6_000)
     } finally {
       process.kill(sub.child.pid!, 'SIGCONT')

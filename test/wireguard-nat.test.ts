@@ -116,11 +116,11 @@ async function stream(name: string, t: Tunnel): Promise<StreamResult> {
   return result
 }
 
-/** SIGTERM both: exit 0, and each peer's endpoint is what it was before the session. */
+/** SIGTERM both: exit 143 (stopped by SIGTERM, after the clean-up), and each peer's endpoint is what it was before the session. */
 async function stopAndCheckRestore(t: Tunnel): Promise<void> {
   for (const p of [t.pa, t.pb]) process.kill(p.child.pid!, 'SIGTERM')
-  expect(await t.pa.exit(15_000), t.context()).toBe(0)
-  expect(await t.pb.exit(15_000), t.context()).toBe(0)
+  expect(await t.pa.exit(15_000), t.context()).toBe(143)
+  expect(await t.pb.exit(15_000), t.context()).toBe(143)
   expect(endpointsOf(t.wgA)).toEqual({ [t.keys.b]: STALE_ENDPOINT })
   // B's peer had no endpoint: it was removed and re-added as it was (`wg set` cannot unset an endpoint).
   expect(endpointsOf(t.wgB)).toEqual({ [t.keys.a]: '(none)' })
@@ -207,7 +207,7 @@ describe.skipIf(gate.skip)(`session --wg refusals against a real interface${gate
     const ok = wgA.cli(['session', '--wg', 'wg0', peerB, '-k', a.file, ...backend, '--no-server-relays', '--json'])
     await ok.waitForEvent((e) => e.type === 'interface' && e.publicKey === a.key.publicKey.toString())
     process.kill(ok.child.pid!, 'SIGTERM')
-    expect(await ok.exit(15_000), ok.stderr).toBe(0)
+    expect(await ok.exit(15_000), ok.stderr).toBe(143)
     expect(dumpOf(wgA)).toBe(before)
   }, 90_000)
 
@@ -220,7 +220,7 @@ describe.skipIf(gate.skip)(`session --wg refusals against a real interface${gate
     await p.waitForEvent((e) => e.type === 'subscribed', 20_000)
     expect(wgA.wg(['show', 'wg0', 'allowed-ips'])).toContain(`${newcomer}\t10.99.0.3/32`)
     process.kill(p.child.pid!, 'SIGTERM')
-    expect(await p.exit(15_000), p.stderr).toBe(0)
+    expect(await p.exit(15_000), p.stderr).toBe(143)
     expect(dumpOf(wgA)).toBe(before)
     expect(p.events.filter((e) => e.type === 'endpoint')).toEqual([expect.objectContaining({ action: 'removed', peer: newcomer })])
   }, 90_000)

@@ -390,7 +390,7 @@ describe('session --wg end to end with a stand-in wg on PATH (no root needed)', 
       for (let i = 0; i < 100 && !fakeB.state().peers[0]!.endpoint; i++) await new Promise((r) => setTimeout(r, 100))
       expect(fakeB.state().peers[0]!.endpoint).toMatch(/^127\.0\.0\.1:\d+$/)
       process.kill(pa.child.pid!, 'SIGTERM')
-      expect(await pa.exit(15_000), pa.stderr).toBe(0)
+      expect(await pa.exit(15_000), pa.stderr).toBe(143)
       expect(fakeA.state().peers).toEqual([{ publicKey: B, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }])
     } finally {
       execFileSync('tmux', ['kill-session', '-t', name])

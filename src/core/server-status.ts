@@ -3,7 +3,7 @@
 // server) is judged by its GetBuildInfo answer alone.
 import { makeClientConstructor, status as grpcStatus, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js'
 import { BackendError } from './backend.js'
-import { parseBackendUrl } from './backend-registry.js'
+import { parseBackendUrl } from './backends/index.js'
 import { grpcChannelCredentials, parseGrpcTarget } from './backends/grpc-target.js'
 import type { BuildInfo } from '../gen/common.js'
 import { SignalingClient, SignalingService } from '../gen/signaling/signaling.js'
