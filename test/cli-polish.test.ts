@@ -99,7 +99,7 @@ describe('colours', () => {
   // The demo's view on a real terminal (tmux), captured with its escape sequences.
   async function demoScreen(prefix: string, flags: string): Promise<string> {
     const name = `cunicu-ts-color-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
-    const command = `env -u NO_COLOR -u FORCE_COLOR ${prefix} NODE_ENV=production ${process.execPath} ${RUN} demo ${flags}; echo DEMO-EXIT=$?; sleep 30`
+    const command = `env -u NO_COLOR -u FORCE_COLOR -u CI ${prefix} NODE_ENV=production ${process.execPath} ${RUN} demo ${flags}; echo DEMO-EXIT=$?; sleep 30`
     execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '120', '-y', '40', '-c', ROOT, command])
     try {
       let screen = ''

@@ -128,7 +128,9 @@ describe('session on a real terminal', () => {
     const a = peer('a')
     const b = peer('b')
     const name = `cunicu-ts-test-${process.pid}`
-    const command = `NODE_ENV=production ${process.execPath} ${RUN} session ${b.key.publicKey} -k ${a.file} -b '${backend}' --loopback --timeout 30; sleep 30`
+    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
+    // environment (inherited from whoever started it, e.g. CI=true) says CI.
+    const command = `env -u CI NODE_ENV=production ${process.execPath} ${RUN} session ${b.key.publicKey} -k ${a.file} -b '${backend}' --loopback --timeout 30; sleep 30`
     execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '120', '-y', '50', '-c', ROOT, command])
     try {
       const pb = session(b, a, backend, '--exit-on-connected', '--timeout', '30')

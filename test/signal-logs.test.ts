@@ -110,7 +110,9 @@ describe('signal logs', () => {
 
   it('are human-readable on a terminal (pino-pretty), not JSON', async () => {
     const name = `cunicu-ts-signal-log-${process.pid}`
-    const command = `NODE_ENV=production ${process.execPath} ${RUN} signal --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0; sleep 30`
+    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
+    // environment (inherited from whoever started it, e.g. CI=true) says CI.
+    const command = `env -u CI NODE_ENV=production ${process.execPath} ${RUN} signal --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0; sleep 30`
     execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '160', '-y', '40', '-c', ROOT, command])
     try {
       let screen = ''

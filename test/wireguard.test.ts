@@ -370,7 +370,9 @@ describe('session --wg end to end with a stand-in wg on PATH (no root needed)', 
     const fakeB = makeFakeWg({ iface: 'wg0', privateKey: b.toBase64(), listenPort: 51821, peers: [{ publicKey: A, allowedIps: ['10.99.0.1/32'] }] })
     const path = (fake: typeof fakeA) => `${dirname(fake.binary)}:${process.env.PATH}`
     const name = `cunicu-ts-wg-test-${process.pid}`
-    const command = `PATH='${path(fakeB)}' NODE_ENV=production ${process.execPath} ${RUN} session --wg wg0 -b '${backend}' --loopback; sleep 30`
+    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
+    // environment (inherited from whoever started it, e.g. CI=true) says CI.
+    const command = `env -u CI PATH='${path(fakeB)}' NODE_ENV=production ${process.execPath} ${RUN} session --wg wg0 -b '${backend}' --loopback; sleep 30`
     execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '140', '-y', '30', '-c', ROOT, command])
     try {
       const pa = startCli(['session', '--wg', 'wg0', B, '-b', backend, '--loopback', '--json'], { env: { PATH: path(fakeA) } })

@@ -321,8 +321,11 @@ export class SignalingServer {
     this.#guard?.goAwayAll()
     await waitFor(() => this.#unaryCalls.inFlight === 0, deadline)
     if (this.#cluster) await untilDeadline(this.#cluster.flush(), deadline)
-    await waitFor(() => this.#topics.all().every((s) => s.queue.length === 0), deadline)
-    const unflushed = this.#topics.all().reduce((n, s) => n + s.queue.length, 0)
+    // Empty means written through: our queue, and grpc-js's own stream buffer, since ending a stream with a
+    // status drops messages still buffered there (seen under load: accepted envelopes that never arrived).
+    const pending = (s: { queue: { length: number }; call: { writableLength: number } }) => s.queue.length + s.call.writableLength
+    await waitFor(() => this.#topics.all().every((s) => pending(s) === 0), deadline)
+    const unflushed = this.#topics.all().reduce((n, s) => n + pending(s), 0)
     for (const subscriber of this.#topics.all()) {
       // UNAVAILABLE, not OK: the stream did not complete, and clients should subscribe again elsewhere/later.
       subscriber.call.emit('error', { code: status.UNAVAILABLE, details: 'signaling server is shutting down' })
