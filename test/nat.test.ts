@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind } from './netns/bed.js'
+import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind, tearDownBed } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSession, startSignal, type Pair } from './netns/peers.js'
 import { turnRestCredentials } from '../src/core/server/relay-registry.js'
@@ -28,15 +28,9 @@ let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
 afterEach(async () => {
-  await killAll()
-  coturn?.stop()
-  coturn = undefined
-  const current = bed
-  bed = undefined
-  if (current) {
-    current.destroy()
-    expect(current.leftovers()).toEqual([])
-  }
+  const [current, server] = [bed, coturn]
+  bed = coturn = undefined
+  await tearDownBed(current, server)
 })
 
 interface Connected {

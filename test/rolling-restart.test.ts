@@ -11,17 +11,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
 import { killAll, startCli, type CliProcess } from './helpers/cli.js'
 import { unusedPort } from './helpers/net.js'
-import { RedisServer } from './helpers/redis.js'
+import { redisForFile } from './helpers/redis.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
 import { waitUntil } from './helpers/wait.js'
 
-let redis: RedisServer
-beforeAll(async () => {
-  redis = await RedisServer.start()
-})
-afterAll(async () => {
-  await redis?.kill()
-})
+const redis = redisForFile()
 afterEach(killAll)
 
 const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-rolling-'))

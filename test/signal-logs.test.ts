@@ -11,17 +11,11 @@ import { AUTH_METADATA_KEY, sealSubscribeProof } from '../src/core/auth-proof.js
 import { PrivateKey, PublicKey } from '../src/core/keys.js'
 import { killAll, ROOT, RUN, startCli } from './helpers/cli.js'
 import { scrape } from './helpers/metrics.js'
-import { RedisServer } from './helpers/redis.js'
+import { redisForFile } from './helpers/redis.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
 import { waitUntil } from './helpers/wait.js'
 
-let redis: RedisServer
-beforeAll(async () => {
-  redis = await RedisServer.start()
-})
-afterAll(async () => {
-  await redis?.kill()
-})
+const redis = redisForFile()
 afterEach(killAll)
 
 interface LogLine {

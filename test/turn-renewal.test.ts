@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsPrivilege, NetnsBed, removeStaleNamespaces, requireTools } from './netns/bed.js'
+import { netnsPrivilege, NetnsBed, removeStaleNamespaces, requireTools, tearDownBed } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSession, startSignal, type Pair } from './netns/peers.js'
 
@@ -31,15 +31,9 @@ let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
 afterEach(async () => {
-  await killAll()
-  coturn?.stop()
-  coturn = undefined
-  const current = bed
-  bed = undefined
-  if (current) {
-    current.destroy()
-    expect(current.leftovers()).toEqual([])
-  }
+  const [current, server] = [bed, coturn]
+  bed = coturn = undefined
+  await tearDownBed(current, server)
 })
 
 describe.skipIf(!privilege.ok)(`TURN credential renewal in network namespaces${privilege.ok ? '' : ` — skipped: ${privilege.reason}`}`, () => {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { writeFileSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind } from './netns/bed.js'
+import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind, tearDownBed } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSignal, type Pair } from './netns/peers.js'
 import { dumpOf, endpointsOf, startWireguardGo, type WgNode } from './netns/wireguard.js'
@@ -29,15 +29,9 @@ let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
 afterEach(async () => {
-  await killAll()
-  coturn?.stop()
-  coturn = undefined
-  const current = bed
-  bed = undefined
-  if (current) {
-    current.destroy()
-    expect(current.leftovers()).toEqual([])
-  }
+  const [current, server] = [bed, coturn]
+  bed = coturn = undefined
+  await tearDownBed(current, server)
 })
 
 const hasRelay = (pair: Pair) => pair.local.type === 'relay' || pair.remote.type === 'relay'

@@ -11,11 +11,22 @@ export interface Client {
   backend: Backend
 }
 
-export async function openClient(
-  command: Command,
-  flags: { 'key-file'?: string; 'ca-file'?: string; 'publish-timeout'?: number },
-  urls: string[],
-): Promise<Client> {
+type BackendFlagValues = { 'ca-file'?: string; 'publish-timeout'?: number }
+
+/** The -b backends with the flags' TLS roots and publish deadline (one place for every command). */
+export function openFlagBackends(flags: BackendFlagValues, urls: string[]): Promise<Backend> {
+  return openBackend(urls, {
+    ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
+    ...(flags['publish-timeout'] ? { publishTimeoutMs: flags['publish-timeout'] * 1000 } : {}),
+  })
+}
+
+/** A backend that cannot be opened: a bad URL is the user's input (2), anything else the backend's (3). */
+export function backendOpenExitCode(err: unknown): number {
+  return err instanceof BackendError ? ExitCode.Usage : ExitCode.Backend
+}
+
+export async function openClient(command: Command, flags: BackendFlagValues & { 'key-file'?: string }, urls: string[]): Promise<Client> {
   let key: PrivateKey
   try {
     const loaded = await loadPrivateKey(flags['key-file'])
@@ -26,12 +37,9 @@ export async function openClient(
   }
   let backend: Backend
   try {
-    backend = await openBackend(urls, {
-      ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-      ...(flags['publish-timeout'] ? { publishTimeoutMs: flags['publish-timeout'] * 1000 } : {}),
-    })
+    backend = await openFlagBackends(flags, urls)
   } catch (err) {
-    command.error((err as Error).message, { exit: err instanceof BackendError ? ExitCode.Usage : ExitCode.Backend })
+    command.error((err as Error).message, { exit: backendOpenExitCode(err) })
   }
   return { key, backend }
 }

@@ -1,11 +1,11 @@
 // `session --wg IFACE [PEER_PK]`: the CLI side of the WireGuard runner (src/core/wireguard). It turns flags
 // into typed options, maps setup failures to exit codes, and picks the renderer; the work is in core.
 import { readFileSync } from 'node:fs'
-import { BackendError, type Backend } from '../core/backend.js'
-import { openBackend } from '../core/backends/index.js'
+import type { Backend } from '../core/backend.js'
 import { PrivateKey, PublicKey } from '../core/keys.js'
 import type { WireguardEvent } from '../core/wireguard/events.js'
 import { ExitCode } from './exit-codes.js'
+import { backendOpenExitCode, openFlagBackends } from './open-client.js'
 import { backendUrls, loadPrivateKey } from './flags.js'
 import { writeNdjson } from './ndjson.js'
 import { abortOnSignals, whenAborted } from './shutdown.js'
@@ -93,13 +93,10 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
   const urls = backendUrls(flags.backend)
   let backend: Backend
   try {
-    backend = await openBackend(urls, {
-      ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-      ...(flags['publish-timeout'] ? { publishTimeoutMs: flags['publish-timeout'] * 1000 } : {}),
-    })
+    backend = await openFlagBackends(flags, urls)
   } catch (err) {
     shutdown.dispose()
-    return io.fail((err as Error).message, err instanceof BackendError ? ExitCode.Usage : ExitCode.Backend)
+    return io.fail((err as Error).message, backendOpenExitCode(err))
   }
   const { resolveIceServers } = await import('../core/session/relays.js')
   const relayOptions = {

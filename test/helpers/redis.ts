@@ -2,6 +2,7 @@
 // (--save '' --appendonly no), killed by PID. Missing binary: the test fails and names the apt package.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createClient } from 'redis'
+import { afterAll, beforeAll } from 'vitest'
 import { findExecutable } from '../../scripts/find-executable.js'
 import { unusedPort } from './net.js'
 import { withTimeout } from './wait.js'
@@ -90,5 +91,22 @@ export class RedisServer {
 
   async channels(pattern = '*'): Promise<string[]> {
     return ((await this.command('PUBSUB', 'CHANNELS', pattern)) as string[]).map(String).sort()
+  }
+}
+
+/** One redis-server for a test file: started before its tests, killed after them. */
+export function redisForFile(): { readonly url: string } {
+  let server: RedisServer | undefined
+  beforeAll(async () => {
+    server = await RedisServer.start()
+  })
+  afterAll(async () => {
+    await server?.kill()
+  })
+  return {
+    get url(): string {
+      if (!server) throw new Error('redis-server is not running (redisForFile() starts it in beforeAll)')
+      return server.url
+    },
   }
 }

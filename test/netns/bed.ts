@@ -3,6 +3,8 @@
 // interfaces or routes: every link is created inside the namespaces (`ip -n NS link add ... peer ... netns`),
 // every address is a private one assigned inside them, and NAT rules live in the routers' own nftables.
 // Every namespace name starts with a per-run prefix so cleanup can find all of them, also after a crash.
+import { expect } from 'vitest'
+import { killAll } from '../helpers/cli.js'
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 
 /** All test namespaces start with this; the run's prefix adds the PID so parallel runs never collide. */
@@ -283,4 +285,16 @@ table ip filter {
   }
 }
 `
+}
+
+/**
+ * After a test that built a bed: kills what the test started (by PID), stops its coturn, then deletes the
+ * namespaces, which must leave nothing behind (no namespace, no process).
+ */
+export async function tearDownBed(bed: NetnsBed | undefined, coturn?: { stop(): void }): Promise<void> {
+  await killAll()
+  coturn?.stop()
+  if (!bed) return
+  bed.destroy()
+  expect(bed.leftovers()).toEqual([])
 }
