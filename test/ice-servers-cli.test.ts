@@ -29,12 +29,13 @@ async function server(relays?: string[]): Promise<SignalingServer> {
   return s
 }
 
-describe('session: STUN/TURN URLs are checked before anything starts', () => {
+describe('session: STUN/TURN URLs and interfaces are checked before anything starts', () => {
   const bad: [string[], RegExp][] = [
     [['--stun', 'stun:bad host'], /^--stun: "stun:bad host": "bad host" is not a host name or IP address$/],
     [['--stun', 'stuns:10.0.0.1'], /^--stun: STUN server "stuns:10\.0\.0\.1": stuns: \(STUN over TLS\) is not supported/],
     [['--turn', 'turns:10.0.0.1?transport=udp&username=u&password=p'], /^--turn: TURN server "turns:.*": turns: with transport=udp \(TURN over DTLS\) is not supported/],
     [['--turn', 'turn:10.0.0.1?username=u&pasword=p'], /^--turn: .*unknown parameter pasword=/],
+    [['--interface', 'nosuch0'], /^--interface: interface "nosuch0" not found \(known: .*lo.*\)$/],
   ]
 
   for (const [flags, message] of bad) {

@@ -48,6 +48,11 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
   const turnServers = (flags.turn ?? []).map((url) => usage(() => parseTurnServer(url), '--turn'))
   const caFile = flags['ca-file']
   const tlsCa = caFile ? usage(() => readFileSync(caFile), '--ca-file') : undefined
+  if (flags.interface) {
+    const given = flags.interface
+    const { resolveInterfaceAddresses } = await import('../core/session/ice-options.js')
+    usage(() => resolveInterfaceAddresses(given), '--interface')
+  }
   const iface = flags.wg
   const [{ WgTool, WgError }, { interfaceKey, interfacesExcept, planWireguard, WireguardSetupError }, { WireguardMesh }] = await Promise.all([
     import('../core/wireguard/wg-tool.js'),

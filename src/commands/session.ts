@@ -85,6 +85,12 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_C
     const turnServers = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnServer(url), '--turn'))
     const caFile = flags['ca-file']
     const tlsCa = caFile ? this.orUsage(() => readFileSync(caFile), '--ca-file') : undefined
+    // A mistyped interface would otherwise fail inside every new ICE agent, restart after restart.
+    const interfaces = flags.interface
+    if (interfaces) {
+      const { resolveInterfaceAddresses } = await import('../core/session/ice-options.js')
+      this.orUsage(() => resolveInterfaceAddresses(interfaces), '--interface')
+    }
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
