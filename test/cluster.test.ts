@@ -257,6 +257,12 @@ describe('signal --cluster processes', () => {
     expect(result.code).toBe(3)
     expect(result.stderr).toContain(`cluster redis://127.0.0.1:${port} unreachable`)
   })
+
+  it('signal --cluster with a URL of another scheme is bad input: exit 2, one line naming it', async () => {
+    const result = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', 'memcached://127.0.0.1:11211'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toBe('Error: cluster "memcached://127.0.0.1:11211": unknown scheme "memcached:" (known: redis:, rediss:)\n')
+  })
 })
 
 /** For Redis state, which has no event: re-checks every 20 ms. */

@@ -87,7 +87,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     }
     const { log, flush: flushLog } = await createLog(flags['log-level'])
     const shutdown = abortOnSignals()
-    const { SignalingServer } = await import('../core/server/signaling-server.js')
+    const { SignalingServer, SignalingServerError } = await import('../core/server/signaling-server.js')
     let server
     try {
       server = await SignalingServer.start({
@@ -123,11 +123,14 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     } catch (err) {
       shutdown.dispose()
       const message = (err as Error).message
-      if (flags.cluster && message.startsWith('cluster ')) this.fail(message, ExitCode.Backend)
-      const { addressInUse } = await import('../cli/address-in-use.js')
-      const port = await addressInUse(flags.listen)
-      if (port !== undefined) this.fail(`port ${port} is in use (is another signal running?)`, ExitCode.Backend)
-      this.fail(message.startsWith('cannot listen') || message.startsWith('STUN') ? message : `cannot listen on ${flags.listen}: ${message}`, ExitCode.Usage)
+      const kind = err instanceof SignalingServerError ? err.kind : 'invalid'
+      if (kind === 'unreachable') this.fail(message, ExitCode.Backend)
+      if (kind === 'listen') {
+        const { addressInUse } = await import('../cli/address-in-use.js')
+        const port = await addressInUse(flags.listen)
+        if (port !== undefined) this.fail(`port ${port} is in use (is another signal running?)`, ExitCode.Backend)
+      }
+      this.fail(message, ExitCode.Usage)
     }
     let metricsServer
     if (metricsListen && server.metrics) {

@@ -2,8 +2,20 @@
 // that sets it) and its listen addresses. One parser for "HOST:PORT" serves --listen, --metrics and the
 // STUN flags.
 
+/**
+ * Why a server did not start, set where it was raised (the CLI maps kinds to exit codes, never messages):
+ * invalid configuration, an address it could not listen on, or a --cluster broker that did not answer.
+ */
+export type SignalingServerErrorKind = 'invalid' | 'listen' | 'unreachable'
+
 export class SignalingServerError extends Error {
   override name = 'SignalingServerError'
+  constructor(
+    message: string,
+    readonly kind: SignalingServerErrorKind = 'invalid',
+  ) {
+    super(message)
+  }
 }
 
 export interface ServerLimits {

@@ -17,7 +17,7 @@ import type { BuildInfo, Empty } from '../../gen/common.js'
 import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
-import type { Cluster, ClusterEvent, ClusterStats } from './cluster/cluster.js'
+import { ClusterError, type Cluster, type ClusterEvent, type ClusterStats } from './cluster/cluster.js'
 import { ConnectionGuard, type ConnectionCloseReason, type ConnectionRefusal } from './connection-guard.js'
 import { ConnectionLimits } from './connection-limits.js'
 import { LimitLog } from './limit-log.js'
@@ -195,7 +195,7 @@ export class SignalingServer {
       try {
         bound = await guard.listen(host, port)
       } catch (err) {
-        throw new SignalingServerError(`cannot listen on ${options.listen}: ${(err as Error).message}`)
+        throw new SignalingServerError(`cannot listen on ${options.listen}: ${(err as Error).message}`, 'listen')
       }
       self.#address = `${formatHost(host)}:${bound}`
     } catch (err) {
@@ -203,7 +203,9 @@ export class SignalingServer {
       server.forceShutdown()
       await self.#cluster?.close()
       await self.#stun?.close()
-      throw err instanceof SignalingServerError ? err : new SignalingServerError((err as Error).message)
+      if (err instanceof SignalingServerError) throw err
+      if (err instanceof ClusterError) throw new SignalingServerError(err.message, err.kind)
+      throw new SignalingServerError((err as Error).message)
     }
     log.info({ event: 'listening', address: self.#address, tls: Boolean(options.tls), ...(self.#stun ? { stun: self.#stun.address } : {}), auth: Boolean(auth) }, 'signaling server listening')
     return self
@@ -225,7 +227,7 @@ export class SignalingServer {
           },
         })
       } catch (err) {
-        throw new SignalingServerError(`cannot listen for STUN on ${options.stun!.listen}: ${(err as Error).message}`)
+        throw new SignalingServerError(`cannot listen for STUN on ${options.stun!.listen}: ${(err as Error).message}`, 'listen')
       }
     }
     const stunUrl = this.#stun ? `stun:${options.stun?.advertise ?? this.#stun.address}` : undefined

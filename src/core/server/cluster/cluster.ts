@@ -50,6 +50,15 @@ export interface Cluster {
   close(): Promise<void>
 }
 
+/** Why a cluster could not be joined: a URL the user got wrong, or a broker that did not answer. */
+export type ClusterErrorKind = 'invalid' | 'unreachable'
+
 export class ClusterError extends Error {
   override name = 'ClusterError'
+  constructor(
+    message: string,
+    readonly kind: ClusterErrorKind,
+  ) {
+    super(message)
+  }
 }

@@ -8,10 +8,10 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
   try {
     parsed = new URL(url)
   } catch {
-    throw new ClusterError(`cluster "${url}" is not a URL: expected redis://HOST:PORT`)
+    throw new ClusterError(`cluster "${url}" is not a URL: expected redis://HOST:PORT`, 'invalid')
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ClusterError(`cluster "${url}": unknown scheme "${parsed.protocol}" (known: redis:, rediss:)`)
+    throw new ClusterError(`cluster "${url}": unknown scheme "${parsed.protocol}" (known: redis:, rediss:)`, 'invalid')
   }
   const { RedisCluster } = await import('./redis-cluster.js')
   return RedisCluster.connect(parsed, options)

@@ -79,7 +79,7 @@ export class RedisCluster implements Cluster {
       await Promise.all([cluster.#pub.connect(), cluster.#sub.connect()])
     } catch (err) {
       await cluster.close()
-      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`)
+      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`, 'unreachable')
     }
     cluster.#everConnected = true
     cluster.#connected = true
