@@ -124,6 +124,12 @@ describe('signal, subscribe and publish', () => {
     expect(result.stdout.split('\n').filter(Boolean)).toHaveLength(1)
   })
 
+  it('a flag oclif cannot parse is a usage error on one line (exit 2)', async () => {
+    const r = await runCli(['session', '--timeout', 'abc', PrivateKey.generate().publicKey.toString()])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('Error: Parsing --timeout: Expected an integer but received: abc: See more help with --help\n')
+  })
+
   it('a bad peer key is a usage error naming the argument', async () => {
     const r = await runCli(['publish', 'not-a-key', '--message', '{}'], { env: { CUNICU_PRIVATE_KEY: PrivateKey.generate().toBase64() } })
     expect(r.code).toBe(2)

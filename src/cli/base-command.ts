@@ -63,12 +63,14 @@ export abstract class BaseCommand extends Command {
 
   protected override async catch(err: Interfaces.CommandError) {
     const exit = (err as { oclif?: { exit?: number } }).oclif?.exit
-    // oclif's parse errors carry no exit code of their own: they are usage errors.
-    const parseError = exit === undefined && /Parse|Required|Nonexistent|Unexpected|Validation|Flag|Arg/.test(err.constructor?.name ?? '')
+    // oclif's parse errors (every subclass of its CLIParseError carries the `parse` it failed) have no exit
+    // code of their own: they are usage errors. Recognised by that field, not by class names.
+    const parseError = exit === undefined && typeof (err as { parse?: unknown }).parse === 'object'
     process.exitCode = exit ?? (parseError ? ExitCode.Usage : (err.exitCode ?? ExitCode.Error))
     if (this.jsonEnabled()) return super.catch(err)
     // One unwrapped line per message, no stack: users grep and scripts parse it.
-    process.stderr.write(`Error: ${err.message}\n`)
+    // oclif's own messages may span lines ("Parsing --timeout \n\tExpected an integer …"): fold them.
+    process.stderr.write(`Error: ${err.message.trim().replace(/\s*\n\s*/g, ': ')}\n`)
     if (!exit && !parseError && process.env.DEBUG) process.stderr.write(`${err.stack}\n`)
   }
 
