@@ -11,7 +11,7 @@ import { messageKind } from '../message-kind.js'
 import { defaultSharedKeyCache } from '../shared-key-cache.js'
 import { Backoff, type BackoffOptions } from './backoff.js'
 import { candidateInfoFromProto, candidateInfoToProto, candidateKey, formatCandidate } from './candidate-mapping.js'
-import { credentialsId, generateCredentials, sameCredentials, shortUfrag, type IceCredentials } from './credentials.js'
+import { generateCredentials, sameCredentials, shortUfrag, type IceCredentials } from './credentials.js'
 import type { CandidateInfo, SessionEvent, SessionState } from './events.js'
 import { IceAgent, type NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
@@ -20,6 +20,9 @@ import { forwardKey } from './forward-seal.js'
 import { PairKeepalive } from './pair-keepalive.js'
 import { isProbe, PathProbe } from './path-probe.js'
 import { SilenceDetector } from './silence-detector.js'
+import { RecentCandidates } from './recent-candidates.js'
+import { RESTART_STORM_WINDOW_MS, RestartStormDetector } from './restart-storm.js'
+import { RetiredCredentials } from './retired-credentials.js'
 import { RelayRenewal } from './relay-renewal.js'
 import type { ResolvedIceServers } from './relays.js'
 
@@ -61,14 +64,6 @@ export class SessionError extends Error {
 
 export const DEFAULT_PROBE_TIMEOUT_MS = 3000
 
-/** Remote candidates are kept this long to be replayed into a newer agent (they can overtake credentials). */
-const RECENT_CANDIDATE_TTL_MS = 30_000
-const RECENT_CANDIDATE_LIMIT = 64
-/** Remote credentials the peer has moved on from; late copies of them must not look like another restart. */
-const RETIRED_LIMIT = 64
-/** This many peer restarts within the window is no longer a peer restarting: most likely its key runs twice. */
-const RESTART_STORM_COUNT = 5
-const RESTART_STORM_WINDOW_MS = 30_000
 
 /** Distributes Omit over the union, so each event variant keeps its own fields. */
 type EventBody = SessionEvent extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never
@@ -103,12 +98,11 @@ export class Session {
   readonly #abort = new AbortController()
   readonly #credsBackoff: Backoff
   readonly #restartBackoff: Backoff
-  readonly #retired = new Set<string>()
-  readonly #recent = new Map<string, { info: CandidateInfo; at: number }>()
+  readonly #retired = new RetiredCredentials()
+  readonly #recent = new RecentCandidates()
+  readonly #storm = new RestartStormDetector()
   readonly #backendStates = new Map<string, BackendStatus['state']>()
   readonly #agentsClosing = new Set<Promise<void>>()
-  #peerRestarts: number[] = []
-  #stormReported = false
   #state: SessionState = 'idle'
   #started = false
   #closed = false
@@ -291,7 +285,7 @@ export class Session {
     }
     const remote = { ufrag: c.ufrag, pwd: c.pwd }
     // A late copy from an agent the peer already replaced: acting on it would restart us for nothing.
-    if (this.#retired.has(credentialsId(remote))) return
+    if (this.#retired.has(remote)) return
     const attempt = this.#attempt
     if (!attempt) return
     if (!attempt.remote) {
@@ -320,27 +314,19 @@ export class Session {
     this.#startAgent(next)
   }
 
-  /**
-   * Two processes with the same key answer each other's restarts with restarts; each one is legitimate on its
-   * own, so nothing is dropped, but the user gets told once what is probably wrong.
-   */
+  /** A storm of peer restarts (restart-storm.ts) is told once. */
   #notePeerRestart(): void {
-    const now = Date.now()
-    this.#peerRestarts = this.#peerRestarts.filter((t) => now - t < RESTART_STORM_WINDOW_MS)
-    this.#peerRestarts.push(now)
-    if (this.#peerRestarts.length >= RESTART_STORM_COUNT && !this.#stormReported) {
-      this.#stormReported = true
-      this.#emit({
-        type: 'error',
-        source: 'ice',
-        message: `the peer ${this.#o.theirs.short}… restarted ${this.#peerRestarts.length} times within ${RESTART_STORM_WINDOW_MS / 1000} s: is its key used by two running peers?`,
-      })
-    }
+    const restarts = this.#storm.note()
+    if (restarts === undefined) return
+    this.#emit({
+      type: 'error',
+      source: 'ice',
+      message: `the peer ${this.#o.theirs.short}… restarted ${restarts} times within ${RESTART_STORM_WINDOW_MS / 1000} s: is its key used by two running peers?`,
+    })
   }
 
   #retire(credentials: IceCredentials): void {
-    this.#retired.add(credentialsId(credentials))
-    if (this.#retired.size > RETIRED_LIMIT) this.#retired.delete(this.#retired.values().next().value!)
+    this.#retired.retire(credentials)
   }
 
   // ---- the ICE agent ----------------------------------------------------------------------------
@@ -406,7 +392,7 @@ export class Session {
       }
     }, timeoutMs)
     // Candidates may have overtaken the credentials they belong to; stale ones only add pairs that fail.
-    for (const { info } of this.#recentCandidates()) this.#addRemoteCandidate(attempt, info)
+    for (const info of this.#recent.current()) this.#addRemoteCandidate(attempt, info)
     agent.gather().then(
       () => {
         if (current() && attempt.localCount === 0) {
@@ -433,19 +419,9 @@ export class Session {
       this.#emit({ type: 'error', source: 'ice', message: `ignored a candidate from the peer: ${errorMessage(err)}` })
       return
     }
-    const key = candidateKey(info)
-    if (!this.#recent.has(key)) this.#emit({ type: 'candidate', side: 'remote', candidate: info })
-    this.#recent.delete(key)
-    this.#recent.set(key, { info, at: Date.now() })
-    if (this.#recent.size > RECENT_CANDIDATE_LIMIT) this.#recent.delete(this.#recent.keys().next().value!)
+    if (this.#recent.remember(info)) this.#emit({ type: 'candidate', side: 'remote', candidate: info })
     const attempt = this.#attempt
     if (attempt?.agent) this.#addRemoteCandidate(attempt, info)
-  }
-
-  #recentCandidates(): { info: CandidateInfo; at: number }[] {
-    const cutoff = Date.now() - RECENT_CANDIDATE_TTL_MS
-    for (const [key, entry] of this.#recent) if (entry.at < cutoff) this.#recent.delete(key)
-    return [...this.#recent.values()]
   }
 
   #addRemoteCandidate(attempt: Attempt, info: CandidateInfo): void {
