@@ -10,12 +10,10 @@ import { BackendError } from '../src/core/backend.js'
 import { openBackend } from '../src/core/backends/index.js'
 import { parseMulticastUrl } from '../src/core/backends/multicast.js'
 import { ROOT } from './helpers/cli.js'
-import { netnsGate, netnsPrivilege, requireNetns } from './netns/bed.js'
+import { describeNetns } from './netns/bed.js'
 
 /** The sending tests in test/inside/multicast.test.ts; the inner run must have run them all. */
 const INSIDE_TESTS = 4
-const privilege = netnsPrivilege()
-const gate = netnsGate(privilege)
 
 describe('multicast URL', () => {
   const parse = (text: string) => parseMulticastUrl(new URL(text))
@@ -49,9 +47,8 @@ describe('multicast URL', () => {
 })
 
 // Without root: skipped on a developer's machine, failed under CI unless CUNICU_TEST_SKIP_NETNS=1 (netnsGate).
-describe.skipIf(gate.skip)(`multicast in a network namespace of its own${gate.skip ? ` — skipped: ${gate.reason}` : ''}`, () => {
+describeNetns('multicast in a network namespace of its own', () => {
   it('runs the sending tests of this file inside a fresh namespace (lo up, MULTICAST on)', async () => {
-    requireNetns(privilege)
     const ns = `cunicu-ts-mc-${process.pid}-${randomInt(1e6)}`
     try {
       execFileSync('ip', ['netns', 'add', ns])

@@ -2,28 +2,18 @@
 // NAT test bed (test/netns/bed.ts) there is no coturn here: `signal --stun-listen` is the only STUN server,
 // the sessions get it from GetRelays alone (no --stun flag), gather a server-reflexive candidate on their
 // router's public address, and connect directly through their endpoint-independent NATs.
-// Needs root (network namespaces); skipped only without that privilege.
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { killAll } from './helpers/cli.js'
-import { netnsPrivilege, NetnsBed, removeStaleNamespaces, requireTools } from './netns/bed.js'
+// Needs root (network namespaces): describeNetns skips it only outside CI (test/netns/bed.ts).
+import { afterEach, beforeAll, expect, it } from 'vitest'
+import { describeNetns, tearDownBeds, NetnsBed, removeStaleNamespaces, requireTools } from './netns/bed.js'
 import { cliIn, describePair, lastPair, makePeers, type Peer } from './netns/peers.js'
 
-const privilege = netnsPrivilege()
 const STUN_PORT = 3479
 
 let bed: NetnsBed | undefined
 
-afterEach(async () => {
-  await killAll()
-  const current = bed
-  bed = undefined
-  if (current) {
-    current.destroy()
-    expect(current.leftovers()).toEqual([])
-  }
-})
+afterEach(tearDownBeds)
 
-describe.skipIf(!privilege.ok)(`built-in STUN in the NAT test bed${privilege.ok ? '' : ` — skipped: ${privilege.reason}`}`, () => {
+describeNetns('built-in STUN in the NAT test bed', () => {
   beforeAll(() => {
     requireTools({ nft: 'nftables', ss: 'iproute2' })
     removeStaleNamespaces()

@@ -6,15 +6,13 @@
 // Needs root (network namespaces): without it, skipped on a developer's machine, failed under CI unless
 // CUNICU_TEST_SKIP_NETNS=1 (test/netns/bed.ts, netnsGate).
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind, tearDownBed } from './netns/bed.js'
+import { afterEach, beforeAll, expect, it } from 'vitest'
+import { CliProcess } from './helpers/cli.js'
+import { describeNetns, tearDownBeds, NetnsBed, removeStaleNamespaces, requireTools, type NatKind } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSession, startSignal, type Pair } from './netns/peers.js'
 import { turnRestCredentials } from '../src/core/server/relay-registry.js'
 
-const privilege = netnsPrivilege()
-const gate = netnsGate(privilege)
 const SECRET = 'cunicu-ts-nat-test-secret'
 const UDP_TOOL = fileURLToPath(new URL('./netns/udp-tool.mjs', import.meta.url))
 /** The acceptance load: 10,000 datagrams of 1,000 bytes, paced at this many per second. */
@@ -27,11 +25,7 @@ const PORTS = { forwardA: 40001, forwardB: 40002, appB: 40003 }
 let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
-afterEach(async () => {
-  const [current, server] = [bed, coturn]
-  bed = coturn = undefined
-  await tearDownBed(current, server)
-})
+afterEach(tearDownBeds)
 
 interface Connected {
   pa: CliProcess
@@ -135,9 +129,8 @@ function udpDrops(b: NetnsBed, ns: string): string {
 
 const hasRelay = (pair: Pair) => pair.local.type === 'relay' || pair.remote.type === 'relay'
 
-describe.skipIf(gate.skip)(`NAT traversal in network namespaces${gate.skip ? ` — skipped: ${gate.reason}` : ''}`, () => {
+describeNetns('NAT traversal in network namespaces', () => {
   beforeAll(() => {
-    requireNetns(privilege)
     requireTools({ nft: 'nftables', turnserver: 'coturn', ss: 'iproute2' })
     removeStaleNamespaces()
   })

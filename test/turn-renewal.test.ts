@@ -7,16 +7,15 @@
 // server restarts (allocations lost) after the first credentials expired. The session notices the lost
 // path (ICE consent) and builds a new relayed one with renewed credentials; with the first ones, coturn
 // refuses the new ALLOCATE (401), no relay is left, and behind the symmetric NAT no path either.
-// Needs root (network namespaces); skipped only without that privilege, like nat.test.ts.
+// Needs root (network namespaces): describeNetns skips it only outside CI (test/netns/bed.ts).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsPrivilege, NetnsBed, removeStaleNamespaces, requireTools, tearDownBed } from './netns/bed.js'
+import { afterEach, beforeAll, expect, it } from 'vitest'
+import { CliProcess } from './helpers/cli.js'
+import { describeNetns, tearDownBeds, NetnsBed, removeStaleNamespaces, requireTools } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSession, startSignal, type Pair } from './netns/peers.js'
 
-const privilege = netnsPrivilege()
 const SECRET = 'cunicu-ts-renewal-test-secret'
 const TTL_S = 20
 /** How long after connecting the path must still carry datagrams. */
@@ -30,13 +29,9 @@ const hasRelay = (pair: Pair) => pair.local.type === 'relay' || pair.remote.type
 let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
-afterEach(async () => {
-  const [current, server] = [bed, coturn]
-  bed = coturn = undefined
-  await tearDownBed(current, server)
-})
+afterEach(tearDownBeds)
 
-describe.skipIf(!privilege.ok)(`TURN credential renewal in network namespaces${privilege.ok ? '' : ` — skipped: ${privilege.reason}`}`, () => {
+describeNetns('TURN credential renewal in network namespaces', () => {
   beforeAll(() => {
     requireTools({ nft: 'nftables', turnserver: 'coturn', ss: 'iproute2' })
     removeStaleNamespaces()

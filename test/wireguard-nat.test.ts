@@ -8,16 +8,14 @@
 // unless CUNICU_TEST_SKIP_NETNS=1 (test/netns/bed.ts, netnsGate).
 import { fileURLToPath } from 'node:url'
 import { writeFileSync } from 'node:fs'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CliProcess, killAll } from './helpers/cli.js'
-import { netnsGate, netnsPrivilege, NetnsBed, removeStaleNamespaces, requireNetns, requireTools, type NatKind, tearDownBed } from './netns/bed.js'
+import { afterEach, beforeAll, expect, it } from 'vitest'
+import { CliProcess } from './helpers/cli.js'
+import { describeNetns, tearDownBeds, NetnsBed, removeStaleNamespaces, requireTools, type NatKind } from './netns/bed.js'
 import { startCoturn, type Coturn } from './netns/coturn.js'
 import { describePair, lastPair, makePeers, startSignal, type Pair } from './netns/peers.js'
 import { dumpOf, endpointsOf, startWireguardGo, type WgNode } from './netns/wireguard.js'
 import { PrivateKey } from '../src/core/keys.js'
 
-const privilege = netnsPrivilege()
-const gate = netnsGate(privilege)
 const SECRET = 'cunicu-ts-wg-test-secret'
 const TCP_TOOL = fileURLToPath(new URL('./netns/tcp-tool.mjs', import.meta.url))
 const STREAM_BYTES = 20 * 1024 * 1024
@@ -28,11 +26,7 @@ const STALE_ENDPOINT = '10.231.0.99:51820'
 let bed: NetnsBed | undefined
 let coturn: Coturn | undefined
 
-afterEach(async () => {
-  const [current, server] = [bed, coturn]
-  bed = coturn = undefined
-  await tearDownBed(current, server)
-})
+afterEach(tearDownBeds)
 
 const hasRelay = (pair: Pair) => pair.local.type === 'relay' || pair.remote.type === 'relay'
 
@@ -122,9 +116,8 @@ async function stopAndCheckRestore(t: Tunnel): Promise<void> {
   for (const p of [t.pa, t.pb]) expect(p.events.filter((e) => e.type === 'endpoint').at(-1), t.context()).toMatchObject({ action: 'restored' })
 }
 
-describe.skipIf(gate.skip)(`WireGuard over the session in network namespaces${gate.skip ? ` — skipped: ${gate.reason}` : ''}`, () => {
+describeNetns('WireGuard over the session in network namespaces', () => {
   beforeAll(() => {
-    requireNetns(privilege)
     requireTools({ nft: 'nftables', turnserver: 'coturn', ss: 'iproute2', wg: 'wireguard-tools', 'wireguard-go': 'wireguard-go', nsenter: 'util-linux', unshare: 'util-linux' })
     removeStaleNamespaces()
   })
@@ -148,9 +141,8 @@ describe.skipIf(gate.skip)(`WireGuard over the session in network namespaces${ga
   }, 240_000)
 })
 
-describe.skipIf(gate.skip)(`session --wg refusals against a real interface${gate.skip ? ` — skipped: ${gate.reason}` : ''}`, () => {
+describeNetns('session --wg refusals against a real interface', () => {
   beforeAll(() => {
-    requireNetns(privilege)
     requireTools({ wg: 'wireguard-tools', 'wireguard-go': 'wireguard-go', nsenter: 'util-linux', unshare: 'util-linux', setpriv: 'util-linux' })
     removeStaleNamespaces()
   })

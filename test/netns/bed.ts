@@ -3,7 +3,7 @@
 // interfaces or routes: every link is created inside the namespaces (`ip -n NS link add ... peer ... netns`),
 // every address is a private one assigned inside them, and NAT rules live in the routers' own nftables.
 // Every namespace name starts with a per-run prefix so cleanup can find all of them, also after a crash.
-import { expect } from 'vitest'
+import { beforeAll, describe, expect } from 'vitest'
 import { killAll } from '../helpers/cli.js'
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 
@@ -61,6 +61,21 @@ export function netnsGate(privilege: Privilege, env: NodeJS.ProcessEnv = process
 /** The first step of every namespace suite that was not skipped: fails with the gate's reason when it cannot run. */
 export function requireNetns(privilege: Privilege): void {
   if (!privilege.ok) throw new Error(`${privilege.reason}; set ${SKIP_NETNS_ENV}=1 to skip the network-namespace tests`)
+}
+
+let privilegeOfThisProcess: Privilege | undefined
+
+/**
+ * describe() for a suite that needs network namespaces: skipped or failing as netnsGate decides (so CI never
+ * passes without having run it), and failing first with the reason when it cannot run.
+ */
+export function describeNetns(name: string, body: () => void): void {
+  const privilege = (privilegeOfThisProcess ??= netnsPrivilege())
+  const gate = netnsGate(privilege)
+  describe.skipIf(gate.skip)(gate.skip ? `${name} — skipped: ${gate.reason}` : name, () => {
+    beforeAll(() => requireNetns(privilege))
+    body()
+  })
 }
 
 /** Tools the bed needs beyond ip; missing ones are a failure with the package to install, not a skip. */
@@ -139,6 +154,7 @@ export class NetnsBed {
   readonly ns: { pub: string; sink: string; routerA: string; routerB: string; peerA: string; peerB: string }
   readonly addresses = ADDRESSES
   readonly #children = new Set<ChildProcessWithoutNullStreams>()
+  readonly #onDestroy: (() => void)[] = []
   #created: string[] = []
 
   constructor(readonly name: string) {
@@ -155,6 +171,7 @@ export class NetnsBed {
 
   /** Builds the topology; on any failure everything created so far is removed before the error propagates. */
   create(options: BedOptions): this {
+    bedsOfThisTest.add(this)
     try {
       this.#build(options)
     } catch (err) {
@@ -232,6 +249,8 @@ export class NetnsBed {
 
   /** Kills what it spawned (by PID), then removes every namespace (with their links and nft rules). Idempotent. */
   destroy(): void {
+    bedsOfThisTest.delete(this)
+    for (const cleanup of this.#onDestroy.splice(0)) cleanup()
     for (const child of this.#children) {
       if (child.pid && child.exitCode === null && child.signalCode === null) {
         try {
@@ -250,6 +269,11 @@ export class NetnsBed {
       const name = line.split(' ')[0] ?? ''
       if (name.startsWith(this.prefix)) deleteNamespace(name)
     }
+  }
+
+  /** Runs at destroy(), before the processes are killed (e.g. a server's own clean-up of its files). */
+  onDestroy(cleanup: () => void): void {
+    this.#onDestroy.push(cleanup)
   }
 
   /** Namespaces of this bed that still exist (for the cleanup assertion). */
@@ -287,14 +311,17 @@ table ip filter {
 `
 }
 
+/** Every bed built (create()) and not destroyed yet: what tearDownBeds() removes after each test. */
+const bedsOfThisTest = new Set<NetnsBed>()
+
 /**
- * After a test that built a bed: kills what the test started (by PID), stops its coturn, then deletes the
- * namespaces, which must leave nothing behind (no namespace, no process).
+ * afterEach of every namespace suite: kills what the test started (by PID), then destroys each bed it built
+ * (and what was registered with onDestroy, e.g. coturn), which must leave nothing behind.
  */
-export async function tearDownBed(bed: NetnsBed | undefined, coturn?: { stop(): void }): Promise<void> {
+export async function tearDownBeds(): Promise<void> {
   await killAll()
-  coturn?.stop()
-  if (!bed) return
-  bed.destroy()
-  expect(bed.leftovers()).toEqual([])
+  for (const bed of [...bedsOfThisTest]) {
+    bed.destroy()
+    expect(bed.leftovers()).toEqual([])
+  }
 }

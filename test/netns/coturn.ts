@@ -60,6 +60,7 @@ export async function startCoturn(bed: NetnsBed, options: { secret: string; real
     }
     rmSync(dir, { recursive: true, force: true })
   }
+  bed.onDestroy(stop)
   // Ready once the UDP listener is bound in the namespace (bounded: 100 polls of 100 ms).
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) {
