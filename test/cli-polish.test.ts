@@ -1,13 +1,13 @@
 // What a user meets around the commands: a port in use, keygen's -o edge cases, a mistyped command,
 // colours off on request, -q/-v.
-import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
-import { killAll, ROOT, RUN, runCli, startCli } from './helpers/cli.js'
+import { killAll, RUN, runCli, startCli } from './helpers/cli.js'
+import { Terminal } from './helpers/terminal.js'
 
 afterEach(killAll)
 
@@ -98,20 +98,14 @@ describe('publish -q / -v', () => {
 describe('colours', () => {
   // The demo's view on a real terminal (tmux), captured with its escape sequences.
   async function demoScreen(prefix: string, flags: string): Promise<string> {
-    const name = `cunicu-ts-color-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
-    const command = `env -u NO_COLOR -u FORCE_COLOR -u CI ${prefix} NODE_ENV=production ${process.execPath} ${RUN} demo ${flags}; echo DEMO-EXIT=$?; sleep 30`
-    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '120', '-y', '40', '-c', ROOT, command])
+    const command = `env -u NO_COLOR -u FORCE_COLOR ${prefix} NODE_ENV=production ${process.execPath} ${RUN} demo ${flags}; echo DEMO-EXIT=$?; sleep 30`
+    const terminal = Terminal.open(command, { cols: 120, rows: 40 })
     try {
-      let screen = ''
-      const deadline = Date.now() + 30_000
-      while (Date.now() < deadline && !/DEMO-EXIT=/.test(screen)) {
-        await new Promise((r) => setTimeout(r, 200))
-        screen = execFileSync('tmux', ['capture-pane', '-p', '-e', '-t', name]).toString()
-      }
+      const screen = await terminal.waitFor((s) => /DEMO-EXIT=/.test(s), 30_000, { escapes: true })
       expect(screen).toMatch(/DEMO-EXIT=0/)
       return screen
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', name])
+      terminal.close()
     }
   }
   const COLOUR = /\x1b\[(3[0-7]|9[0-7]|38;)/ // a foreground colour

@@ -1,11 +1,11 @@
 // Two `cunicu-ts session` processes through a `cunicu-ts signal` process, on loopback, as users run them.
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { compareKeyBytes, PrivateKey } from '../src/core/keys.js'
-import { killAll, ROOT, RUN, startCli, type CliProcess } from './helpers/cli.js'
+import { killAll, RUN, startCli, type CliProcess } from './helpers/cli.js'
+import { Terminal } from './helpers/terminal.js'
 
 afterEach(killAll)
 
@@ -127,20 +127,12 @@ describe('session on a real terminal', () => {
     const backend = await signal()
     const a = peer('a')
     const b = peer('b')
-    const name = `cunicu-ts-test-${process.pid}`
-    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
-    // environment (inherited from whoever started it, e.g. CI=true) says CI.
-    const command = `env -u CI NODE_ENV=production ${process.execPath} ${RUN} session ${b.key.publicKey} -k ${a.file} -b '${backend}' --loopback --timeout 30; sleep 30`
-    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '120', '-y', '50', '-c', ROOT, command])
+    const command = `NODE_ENV=production ${process.execPath} ${RUN} session ${b.key.publicKey} -k ${a.file} -b '${backend}' --loopback --timeout 30; sleep 30`
+    const terminal = Terminal.open(command, { cols: 120, rows: 50 })
     try {
       const pb = session(b, a, backend, '--exit-on-connected', '--timeout', '30')
       expect(await pb.exit(40_000)).toBe(0)
-      let screen = ''
-      const deadline = Date.now() + 10_000
-      while (Date.now() < deadline && !/path verified/.test(screen)) {
-        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', name]).toString()
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      const screen = await terminal.waitFor((s) => /path verified/.test(s), 10_000)
       expect(screen, screen).toMatch(/path verified, RTT [\d.]+ ms/)
       expect(screen).toMatch(/role (controlling|controlled) \(our key/)
       expect(screen).toMatch(/state connected/)
@@ -148,7 +140,7 @@ describe('session on a real terminal', () => {
       expect(screen).toMatch(/pair host udp 127\.0\.0\.1:\d+ ⇄ host udp 127\.0\.0\.1:\d+/)
       expect(screen).toMatch(/path verified, RTT [\d.]+ ms/)
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', name])
+      terminal.close()
     }
   }, 60_000)
 })

@@ -1,7 +1,6 @@
 // Issue 11 acceptance: the JSON log lines (stderr) of a scripted `signal` run — cluster, connections,
 // a subscription, a rate limit hit several times, the drain — hold each event exactly once, stdout keeps
 // only the NDJSON events, and no line anywhere carries private key material or a whole public key.
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,7 +8,8 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { AUTH_METADATA_KEY, sealSubscribeProof } from '../src/core/auth-proof.js'
 import { PrivateKey, PublicKey } from '../src/core/keys.js'
-import { killAll, ROOT, RUN, startCli } from './helpers/cli.js'
+import { killAll, RUN, startCli } from './helpers/cli.js'
+import { Terminal } from './helpers/terminal.js'
 import { scrape } from './helpers/metrics.js'
 import { redisForFile } from './helpers/redis.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
@@ -103,24 +103,16 @@ describe('signal logs', () => {
   }, 60_000)
 
   it('are human-readable on a terminal (pino-pretty), not JSON', async () => {
-    const name = `cunicu-ts-signal-log-${process.pid}`
-    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
-    // environment (inherited from whoever started it, e.g. CI=true) says CI.
-    const command = `env -u CI NODE_ENV=production ${process.execPath} ${RUN} signal --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0; sleep 30`
-    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '160', '-y', '40', '-c', ROOT, command])
+    const command = `NODE_ENV=production ${process.execPath} ${RUN} signal --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0; sleep 30`
+    const terminal = Terminal.open(command, { cols: 160, rows: 40 })
     try {
-      let screen = ''
-      const deadline = Date.now() + 15_000
-      while (Date.now() < deadline && !/signaling server listening/.test(screen)) {
-        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', name]).toString()
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      const screen = await terminal.waitFor((s) => /signaling server listening/.test(s), 15_000)
       expect(screen, screen).toMatch(/INFO.*\(signal\/\d+\).*: signaling server listening/)
       expect(screen).toMatch(/event: "listening"/)
       expect(screen).not.toContain('{"level"')
     } finally {
       // SIGHUP to everything in the pane; the signal process ends with it.
-      execFileSync('tmux', ['kill-session', '-t', name])
+      terminal.close()
     }
   }, 30_000)
 })

@@ -15,9 +15,9 @@ import { parseWgDump, WgDumpError } from '../src/core/wireguard/wg-dump.js'
 import { WgError, WgTool } from '../src/core/wireguard/wg-tool.js'
 import { emptySummary, foldWireguardEvent } from '../src/ui/wireguard-summary.js'
 import { makeFakeWg, type FakeInterface } from './helpers/fake-wg.js'
-import { execFileSync } from 'node:child_process'
 import { dirname } from 'node:path'
-import { killAll, ROOT, RUN, runCli, startCli } from './helpers/cli.js'
+import { killAll, RUN, runCli, startCli } from './helpers/cli.js'
+import { Terminal } from './helpers/terminal.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
@@ -369,23 +369,15 @@ describe('session --wg end to end with a stand-in wg on PATH (no root needed)', 
     const fakeA = makeFakeWg({ iface: 'wg0', privateKey: a.toBase64(), listenPort: 51820, peers: [{ publicKey: B, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }] })
     const fakeB = makeFakeWg({ iface: 'wg0', privateKey: b.toBase64(), listenPort: 51821, peers: [{ publicKey: A, allowedIps: ['10.99.0.1/32'] }] })
     const path = (fake: typeof fakeA) => `${dirname(fake.binary)}:${process.env.PATH}`
-    const name = `cunicu-ts-wg-test-${process.pid}`
-    // A terminal is no CI: Ink renders only the last frame and colours go off when the tmux server's
-    // environment (inherited from whoever started it, e.g. CI=true) says CI.
-    const command = `env -u CI PATH='${path(fakeB)}' NODE_ENV=production ${process.execPath} ${RUN} session --wg wg0 -b '${backend}' --loopback; sleep 30`
-    execFileSync('tmux', ['new-session', '-d', '-s', name, '-x', '140', '-y', '30', '-c', ROOT, command])
+    const command = `PATH='${path(fakeB)}' NODE_ENV=production ${process.execPath} ${RUN} session --wg wg0 -b '${backend}' --loopback; sleep 30`
+    const terminal = Terminal.open(command, { cols: 140, rows: 30 })
     try {
       const pa = startCli(['session', '--wg', 'wg0', B, '-b', backend, '--loopback', '--json'], { env: { PATH: path(fakeA) } })
       const pointed = await pa.waitForEvent((e) => e.type === 'endpoint' && e.action === 'pointed', 30_000)
       expect(pointed).toMatchObject({ peer: B, endpoint: expect.stringMatching(/^127\.0\.0\.1:\d+$/), previous: '192.0.2.7:51820' })
       expect(fakeA.state().peers[0]!.endpoint).toBe(pointed.endpoint)
-      let screen = ''
       const row = new RegExp(`${A.slice(0, 8).replace(/[+/]/g, '\\$&')}… +(controlling|controlled) +connected +host→host 127\\.0\\.0\\.1:\\d+`)
-      const deadline = Date.now() + 20_000
-      while (Date.now() < deadline && !row.test(screen)) {
-        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', name]).toString()
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      const screen = await terminal.waitFor((s) => row.test(s), 20_000)
       expect(screen, screen).toMatch(row)
       expect(screen).toMatch(/peer +role +state +pair +RTT +⇒ sent +⇐ recv +handshake/)
       // B points its endpoint once its path carries (the row may show 'connected' a moment before).
@@ -395,7 +387,7 @@ describe('session --wg end to end with a stand-in wg on PATH (no root needed)', 
       expect(await pa.exit(15_000), pa.stderr).toBe(143)
       expect(fakeA.state().peers).toEqual([{ publicKey: B, allowedIps: ['10.99.0.2/32'], endpoint: '192.0.2.7:51820' }])
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', name])
+      terminal.close()
     }
   }, 60_000)
 })
