@@ -3,12 +3,11 @@
 // same run, for the tests' independent Python peer (test/interop/peer.py: grpcio, PyNaCl, aioice). In both
 // cases the first peer already runs and waits, so the figure is what a user sees when starting the
 // second peer: interpreter and module loading, subscribe, credentials, candidates, ICE checks.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import { createInterface } from 'node:readline'
-import { PROD_ENV, ROOT, RUN_JS, median, startSignal, stopProcess, track, withTimeout } from './lib.js'
+import { median, ndjsonProcess, PROD_ENV, ROOT, RUN_JS, startSignal, stopProcess } from './lib.js'
 
 const PYTHON = '/usr/bin/python3'
 const PROTO_DIR = join(ROOT, 'proto')
@@ -39,37 +38,10 @@ function preparePython() {
   return { env, cleanup: () => rmSync(generated, { recursive: true, force: true }) }
 }
 
-/** A started peer: resolves `until(match)` with the time its first matching NDJSON line arrived. */
+/** A started peer: `until(match, what)` resolves with the time its first matching NDJSON line arrived. */
 function startPeer(command, args, env) {
-  const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const lines = []
-  const waiters = new Set()
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const at = performance.now()
-    try {
-      lines.push({ at, event: JSON.parse(line) })
-    } catch {
-      return
-    }
-    for (const w of waiters) w()
-  })
-  const until = (match, what) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find((l) => match(l.event))
-          if (found) (waiters.delete(check), resolve(found.at))
-        }
-        waiters.add(check)
-        child.once('exit', (code) => reject(new Error(`${what}: exited ${code} first: ${stderr.trim().slice(-500)}`)))
-        check()
-      }),
-      20_000,
-      what,
-    )
-  return { child, pid: child.pid, until }
+  const proc = ndjsonProcess(command, args, env)
+  return { child: proc.child, pid: proc.pid, until: async (match, what) => (await proc.next(match, 20_000, what)).at }
 }
 
 function keyPair() {

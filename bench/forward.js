@@ -5,56 +5,16 @@
 // distinct sequence numbers. For each offered rate of a rising ladder, the reference and the sessions take
 // turns (same machine state); the figure of each is the highest offered rate it carried with < 1 % loss.
 // The sender, the receiver and the carrier processes are the same for both, only the carrier differs.
-import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PROD_ENV, ROOT, RUN_JS, startSignal, stopProcess, track, withTimeout } from './lib.js'
+import { ndjsonProcess, ROOT, RUN_JS, startSignal, stopProcess } from './lib.js'
 
 const UDP_TOOL = join(ROOT, 'test', 'netns', 'udp-tool.mjs')
 const UDP_RELAY = join(ROOT, 'bench', 'udp-relay.mjs')
 const SIZE = 1400
 const MAX_LOSS = 0.01
-
-/** A process whose stdout is NDJSON; `next(match)` resolves with the first line that matches (seen or to come). */
-function ndjsonProcess(args, env = PROD_ENV) {
-  const child = track(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
-  const lines = []
-  const waiters = new Set()
-  let buffered = ''
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)))
-  child.stdout.on('data', (d) => {
-    buffered += d
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, nl)
-      buffered = buffered.slice(nl + 1)
-      let event
-      try {
-        event = JSON.parse(line)
-      } catch {
-        continue
-      }
-      lines.push(event)
-      if (lines.length > 1000) lines.shift() // a long run's forward events: keep the tail only
-      for (const w of [...waiters]) if (w.match(event)) (waiters.delete(w), w.resolve(event))
-    }
-  })
-  const next = (match, ms, what) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const found = lines.find(match)
-        if (found) return resolve(found)
-        const waiter = { match, resolve }
-        waiters.add(waiter)
-        child.once('exit', (code) => (waiters.delete(waiter), reject(new Error(`${what}: exited with ${code}: ${stderr.trim()}`))))
-      }),
-      ms,
-      what,
-    )
-  return { child, pid: child.pid, next }
-}
 
 function freeUdpPort() {
   return new Promise((resolve) => {
@@ -68,12 +28,12 @@ function freeUdpPort() {
 
 /** One step: `count` datagrams at `rate`/s into `target`, received on `recvPort`. */
 async function step(target, recvPort, rate, count) {
-  const receiver = ndjsonProcess([UDP_TOOL, 'recv', `127.0.0.1:${recvPort}`, String(count)])
+  const receiver = ndjsonProcess(process.execPath, [UDP_TOOL, 'recv', `127.0.0.1:${recvPort}`, String(count)])
   try {
     await receiver.next((e) => e.type === 'listening', 10_000, 'udp receiver')
-    const sender = ndjsonProcess([UDP_TOOL, 'send', target, String(count), String(SIZE), String(rate)])
-    const sent = await sender.next((e) => e.type === 'sent', 60_000, 'udp sender')
-    const received = await receiver.next((e) => e.type === 'received', 60_000, 'udp receiver')
+    const sender = ndjsonProcess(process.execPath, [UDP_TOOL, 'send', target, String(count), String(SIZE), String(rate)])
+    const { event: sent } = await sender.next((e) => e.type === 'sent', 60_000, 'udp sender')
+    const { event: received } = await receiver.next((e) => e.type === 'received', 60_000, 'udp receiver')
     return { rate, sent: sent.datagrams, received: received.distinct, loss: 1 - received.distinct / sent.datagrams, sendSeconds: sent.seconds }
   } finally {
     await stopProcess(receiver)
@@ -94,14 +54,14 @@ export async function forward({ cfg, row, log, notes }) {
     writeFileSync(join(dir, 'a.key'), ka.toBase64() + '\n', { mode: 0o600 })
     writeFileSync(join(dir, 'b.key'), kb.toBase64() + '\n', { mode: 0o600 })
     const common = ['-b', backend, '--loopback', '--json', '--forward', '127.0.0.1:0']
-    const a = ndjsonProcess([RUN_JS, 'session', kb.publicKey.toString(), '-k', join(dir, 'a.key'), ...common])
-    const b = ndjsonProcess([RUN_JS, 'session', ka.publicKey.toString(), '-k', join(dir, 'b.key'), ...common, '--forward-to', `127.0.0.1:${recvPort}`])
+    const a = ndjsonProcess(process.execPath, [RUN_JS, 'session', kb.publicKey.toString(), '-k', join(dir, 'a.key'), ...common])
+    const b = ndjsonProcess(process.execPath, [RUN_JS, 'session', ka.publicKey.toString(), '-k', join(dir, 'b.key'), ...common, '--forward-to', `127.0.0.1:${recvPort}`])
     carriers.push(a, b)
     const active = (e) => e.type === 'forward' && e.active === true
-    const [startA] = await Promise.all([a.next(active, 30_000, 'session A'), b.next(active, 30_000, 'session B')])
-    const relay = ndjsonProcess([UDP_RELAY, `127.0.0.1:${recvPort}`])
+    const [{ event: startA }] = await Promise.all([a.next(active, 30_000, 'session A'), b.next(active, 30_000, 'session B')])
+    const relay = ndjsonProcess(process.execPath, [UDP_RELAY, `127.0.0.1:${recvPort}`])
     carriers.push(relay)
-    const { port: relayPort } = await relay.next((e) => e.type === 'listening', 10_000, 'udp relay')
+    const { event: { port: relayPort } } = await relay.next((e) => e.type === 'listening', 10_000, 'udp relay')
 
     // The highest rate each carried with < 1 % loss; a carrier that lost more at one rate is not tried higher.
     const best = { sessions: 0, relay: 0 }

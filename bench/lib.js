@@ -4,6 +4,7 @@ import { spawn, fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, totalmem } from 'node:os'
+import { createInterface } from 'node:readline'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findExecutable } from '../scripts/find-executable.js'
@@ -64,48 +65,56 @@ export function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/**
- * Spawns a server that prints {"type":"listening","address":…} as its first stdout line (`cunicu-ts signal
- * --json` and bench/echo-server.js both do); resolves with the child and the address.
- */
 /** BENCH_CPU_PROF=DIR: every server and client process writes a CPU profile into DIR when it exits. */
 const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
 
-export async function startListeningProcess(args, what) {
-  const child = track(spawn(process.execPath, [...PROFILE_ARGS, ...args], { cwd: ROOT, env: PROD_ENV, stdio: ['ignore', 'pipe', 'pipe'] }))
+/**
+ * A tracked child whose stdout is NDJSON. `next(match, ms, what)` resolves with the first matching line, seen
+ * or still to come, as `{ at, event }` (`at`: performance.now() when it arrived); it rejects when the child
+ * exits first (with its stderr) or after `ms`. The latest 1,000 lines are kept, so a long run stays small.
+ */
+export function ndjsonProcess(command, args, env = PROD_ENV) {
+  const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
   let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const address = await withTimeout(
-    new Promise((resolve, reject) => {
-      let out = ''
-      const onData = (d) => {
-        out += d
-        // `signal --cluster --json` may print {"type":"cluster","state":"connected",…} before the listening
-        // line; such lines are skipped (at most a few: the loop ends with the first other line).
-        for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
-          const line = out.slice(0, nl)
-          out = out.slice(nl + 1)
-          let first
-          try {
-            first = JSON.parse(line)
-          } catch {
-            child.stdout.off('data', onData)
-            return reject(new Error(`${what}: first line is not JSON: ${line}`))
-          }
-          if (first.type === 'cluster') continue
-          child.stdout.off('data', onData)
-          if (first.type === 'listening' && first.address) return resolve(first.address)
-          return reject(new Error(`${what}: unexpected first line ${line}`))
-        }
-      }
-      child.stdout.on('data', onData)
-      child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before listening: ${stderr.trim()}`)))
-    }),
-    15_000,
-    `${what} start`,
-  )
-  child.stdout.resume() // the rest of stdout is not read, but must not fill the pipe
-  return { child, pid: child.pid, address }
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)))
+  const lines = []
+  const waiters = new Set()
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let event
+    try {
+      event = JSON.parse(line)
+    } catch {
+      return
+    }
+    const entry = { at: performance.now(), event }
+    lines.push(entry)
+    if (lines.length > 1000) lines.shift()
+    for (const w of [...waiters]) if (w.match(event)) (waiters.delete(w), w.resolve(entry))
+  })
+  const next = (match, ms, what) =>
+    withTimeout(
+      new Promise((resolve, reject) => {
+        const found = lines.find((l) => match(l.event))
+        if (found) return resolve(found)
+        const waiter = { match, resolve }
+        waiters.add(waiter)
+        child.once('exit', (code) => (waiters.delete(waiter), reject(new Error(`${what}: exited with ${code} first: ${stderr.trim().slice(-500)}`))))
+      }),
+      ms,
+      what,
+    )
+  return { child, pid: child.pid, next }
+}
+
+/**
+ * Spawns a server that prints {"type":"listening","address":…} (`cunicu-ts signal --json` and
+ * bench/echo-server.js both do; `signal --cluster` may print cluster lines first); resolves with the child and
+ * the address.
+ */
+export async function startListeningProcess(args, what) {
+  const proc = ndjsonProcess(process.execPath, [...PROFILE_ARGS, ...args])
+  const { event } = await proc.next((e) => e.type === 'listening' && e.address, 15_000, `${what} start`)
+  return { child: proc.child, pid: proc.pid, address: event.address }
 }
 
 /** `extraArgs`: e.g. ['--cluster', 'redis://127.0.0.1:PORT']. */
