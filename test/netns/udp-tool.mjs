@@ -57,49 +57,15 @@ if (mode === 'recv') {
   socket.bind(port, host, () => out({ type: 'listening', port: socket.address().port }))
 } else if (mode === 'send') {
   const size = Number(sizeText)
-  const rate = Number(rateText)
-  const socket = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 })
   const payload = Buffer.alloc(size, 0x5a)
-  let sent = 0
-  const started = performance.now()
-  const step = () => {
-    // As many as the rate allows by now: paced, not one burst of `count`.
-    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate) + 1)
-    while (sent < due) {
-      const datagram = Buffer.from(payload)
-      datagram.writeUInt32BE(sent, 0)
-      socket.send(datagram, port, host)
-      sent++
-    }
-    if (sent < count) setTimeout(step, 1)
-    else setTimeout(() => {
-      out({ type: 'sent', datagrams: sent, bytes: sent * size, seconds: (performance.now() - started) / 1000 })
-      socket.close()
-    }, 100)
-  }
-  step()
+  sendPaced(Number(rateText), (i) => {
+    const datagram = Buffer.from(payload)
+    datagram.writeUInt32BE(i, 0)
+    return datagram
+  })
 } else if (mode === 'send-random') {
-  const rate = Number(sizeText)
   const seed = Number(rateText)
-  const socket = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 })
-  let sent = 0
-  let bytes = 0
-  const started = performance.now()
-  const step = () => {
-    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate) + 1)
-    while (sent < due) {
-      const datagram = randomDatagram(seed, sent)
-      socket.send(datagram, port, host)
-      bytes += datagram.length
-      sent++
-    }
-    if (sent < count) setTimeout(step, 1)
-    else setTimeout(() => {
-      out({ type: 'sent', datagrams: sent, bytes, seconds: (performance.now() - started) / 1000 })
-      socket.close()
-    }, 100)
-  }
-  step()
+  sendPaced(Number(sizeText), (i) => randomDatagram(seed, i))
 } else if (mode === 'recv-verify') {
   const seed = Number(sizeText)
   // The multiset of what must arrive, by digest (tiny datagrams repeat, so counts, not a set).
@@ -148,6 +114,32 @@ if (mode === 'recv') {
 } else {
   process.stderr.write('usage: udp-tool.mjs recv IP:PORT COUNT | send IP:PORT COUNT SIZE RATE | send-random IP:PORT COUNT RATE SEED | recv-verify IP:PORT COUNT SEED\n')
   process.exit(2)
+}
+
+/** Sends `count` datagrams made by `make(i)` to the target at `rate` per second, paced in 1 ms steps (not one
+ *  burst), then prints {"type":"sent",...}. */
+function sendPaced(rate, make) {
+  const socket = createSocket({ type: 'udp4', sendBufferSize: 8 << 20 })
+  let sent = 0
+  let bytes = 0
+  const started = performance.now()
+  const step = () => {
+    // As many as the rate allows by now.
+    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate) + 1)
+    while (sent < due) {
+      const datagram = make(sent)
+      socket.send(datagram, port, host)
+      bytes += datagram.length
+      sent++
+    }
+    if (sent < count) setTimeout(step, 1)
+    else
+      setTimeout(() => {
+        out({ type: 'sent', datagrams: sent, bytes, seconds: (performance.now() - started) / 1000 })
+        socket.close()
+      }, 100)
+  }
+  step()
 }
 
 /** Datagram `index` of the stream SEED: 1-1,400 random bytes; index 0 starts with "cunicuPB" (the path probe's magic). */
