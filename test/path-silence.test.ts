@@ -3,16 +3,12 @@
 // 'disconnected' after the silence threshold and 'failed' (then a restart) after the longer one, while a
 // live peer that is not cunicu-ts (a bare werift agent: no probes) stays 'connected' thanks to the keepalive.
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Message } from '../src/gen/signaling/signaling.js'
-import type { ReceivedMessage } from '../src/core/backend.js'
 import { InprocessBackend } from '../src/core/backends/inprocess.js'
 import type { PrivateKey } from '../src/core/keys.js'
-import { candidateInfoFromProto, candidateInfoToProto } from '../src/core/session/candidate-mapping.js'
-import { generateCredentials } from '../src/core/session/credentials.js'
-import type { CandidateInfo, SessionEvent } from '../src/core/session/events.js'
-import { IceAgent } from '../src/core/session/ice-agent.js'
+import type { SessionEvent } from '../src/core/session/events.js'
 import { Session, type SessionOptions } from '../src/core/session/session.js'
 import { SilenceDetector } from '../src/core/session/silence-detector.js'
+import { startPlainIcePeer } from './helpers/plain-ice-peer.js'
 import { isState, isType, orderedKeys, record, waitFor } from './helpers/session-events.js'
 
 const FAST_BACKOFF = { initialMs: 100, factor: 1.5, maxMs: 1000, jitter: 0.5 }
@@ -136,35 +132,8 @@ describe('Session: peer departure', () => {
     const [small, large] = orderedKeys()
     const a = session(small, large, { probeTimeoutMs: 300, pathSilence: { disconnectedAfterMs: 800, failedAfterMs: 2500, keepaliveIntervalMs: 150 } })
     // The peer: a bare werift agent driven by hand (like a non-cunicu-ts ICE peer), answering STUN only.
-    const fake = new InprocessBackend()
-    const fakeCreds = generateCredentials()
-    let agent: IceAgent | undefined
-    const pending: CandidateInfo[] = []
-    const handler = {
-      onMessage: (r: ReceivedMessage) => {
-        const { credentials, candidate } = r.message
-        if (credentials && !agent) {
-          const created = new IceAgent({ controlling: false, local: fakeCreds, remote: credentials, ice: { loopback: true } })
-          agent = created
-          created.localCandidates.on((info) => void fake.publish(large, small.publicKey, Message.fromPartial({ candidate: candidateInfoToProto(info) })))
-          void fake.publish(large, small.publicKey, Message.fromPartial({ credentials: { ...fakeCreds, needCreds: false } }))
-          void created.gather()
-          for (const info of pending.splice(0)) void created.addRemoteCandidate(info)
-          void created.connect({ timeoutMs: 10_000 }).catch(() => {})
-        }
-        if (candidate) {
-          const info = candidateInfoFromProto(candidate)
-          if (agent) void agent.addRemoteCandidate(info)
-          else pending.push(info)
-        }
-      },
-    }
-    cleanups.push(async () => {
-      await agent?.close()
-      await fake.unsubscribe({ ours: large, theirs: small.publicKey }, handler)
-      await fake.close()
-    })
-    await fake.subscribe({ ours: large, theirs: small.publicKey }, handler)
+    const peer = await startPlainIcePeer(large, small.publicKey)
+    cleanups.push(() => peer.close())
     await a.session.start()
     const connected = await waitFor(a.session.events, isState('connected'), 10_000, 'connected', a.log.events)
     await waitFor(a.session.events, isType('unverified'), 5000, 'unverified', a.log.events)
@@ -173,7 +142,7 @@ describe('Session: peer departure', () => {
     expect(after(a.log.events, connected).filter((e) => e.type === 'state')).toEqual([])
 
     const vanishedAt = performance.now()
-    await agent!.close() // no goodbye: what kill -9 or a pulled cable looks like from here
+    await peer.agent!.close() // no goodbye: what kill -9 or a pulled cable looks like from here
     const disconnected = await waitFor(a.session.events, isState('disconnected'), 5000, 'disconnected', a.log.events)
     const disconnectedMs = performance.now() - vanishedAt
     const failed = await waitFor(a.session.events, isState('failed'), 10_000, 'failed', a.log.events)

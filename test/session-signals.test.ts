@@ -2,15 +2,13 @@
 // candidates that overtake credentials, backend reconnects, envelope and publish failures.
 import { afterEach, describe, expect, it } from 'vitest'
 import { Message } from '../src/gen/signaling/signaling.js'
-import type { ReceivedMessage } from '../src/core/backend.js'
 import { InprocessBackend } from '../src/core/backends/inprocess.js'
 import { EnvelopeError } from '../src/core/envelope.js'
-import { candidateInfoFromProto, candidateInfoToProto } from '../src/core/session/candidate-mapping.js'
 import { generateCredentials } from '../src/core/session/credentials.js'
-import type { CandidateInfo, SessionEvent } from '../src/core/session/events.js'
-import { IceAgent } from '../src/core/session/ice-agent.js'
+import type { SessionEvent } from '../src/core/session/events.js'
 import { Session } from '../src/core/session/session.js'
 import { ScriptedBackend } from './helpers/session-backends.js'
+import { startPlainIcePeer } from './helpers/plain-ice-peer.js'
 import { isState, isType, orderedKeys, record, waitFor } from './helpers/session-events.js'
 
 const cleanups: (() => Promise<void>)[] = []
@@ -24,46 +22,18 @@ describe('Session against scripted peers', () => {
     const backendA = new InprocessBackend()
     const session = new Session({ backend: backendA, ours: small, theirs: large.publicKey, ice: { loopback: true }, probeTimeoutMs: 600 })
     const log = record(session.events)
-    const fake = new InprocessBackend()
-    const fakeCreds = generateCredentials()
-    let agent: IceAgent | undefined
-    const pending: CandidateInfo[] = []
-    const handler = {
-      onMessage: (r: ReceivedMessage) => {
-        const { credentials, candidate } = r.message
-        if (credentials && !agent) {
-          const created = new IceAgent({ controlling: false, local: fakeCreds, remote: credentials, ice: { loopback: true } })
-          agent = created
-          // The candidate goes out before the credentials: the session must hold it until its agent exists.
-          created.localCandidates.on((info) => {
-            void fake
-              .publish(large, small.publicKey, Message.fromPartial({ candidate: candidateInfoToProto(info) }))
-              .then(() => fake.publish(large, small.publicKey, Message.fromPartial({ credentials: { ...fakeCreds, needCreds: false } })))
-          })
-          void created.gather()
-          for (const info of pending.splice(0)) void created.addRemoteCandidate(info)
-          void created.connect({ timeoutMs: 10_000 }).catch(() => {})
-        }
-        if (candidate) {
-          const info = candidateInfoFromProto(candidate)
-          if (agent) void agent.addRemoteCandidate(info)
-          else pending.push(info)
-        }
-      },
-    }
+    // Its candidate goes out before its credentials: the session must hold it until its agent exists.
+    const peer = await startPlainIcePeer(large, small.publicKey, { candidatesFirst: true })
     cleanups.push(async () => {
       await session.close()
-      await agent?.close()
-      await fake.unsubscribe({ ours: large, theirs: small.publicKey }, handler)
-      await fake.close()
+      await peer.close()
       await backendA.close()
     })
-    await fake.subscribe({ ours: large, theirs: small.publicKey }, handler)
     await session.start()
     await waitFor(session.events, isState('connected'), 10_000, 'connected', log.events)
     // Datagrams over the ICE path that are not valid probes: plain bytes and a probe-looking prefix.
-    await agent!.send(Buffer.from('not a probe'))
-    await agent!.send(Buffer.concat([Buffer.from('cunicuPB'), Buffer.alloc(58)]))
+    peer.agent!.send(Buffer.from('not a probe'))
+    peer.agent!.send(Buffer.concat([Buffer.from('cunicuPB'), Buffer.alloc(58)]))
     const unverified = await waitFor(session.events, isType('unverified'), 5000, 'unverified', log.events)
     expect(unverified.reason).toBe(
       'the peer did not answer path probes within 600 ms: it may not be cunicu-ts; the ICE path is connected but unverified',
