@@ -1,10 +1,10 @@
 // `session --wg IFACE [PEER_PK]`: the CLI side of the WireGuard runner (src/core/wireguard). It turns flags
 // into typed options, maps setup failures to exit codes, and picks the renderer; the work is in core.
-import { readFileSync } from 'node:fs'
 import type { Backend } from '../core/backend.js'
 import { PrivateKey, PublicKey } from '../core/keys.js'
 import type { WireguardEvent } from '../core/wireguard/events.js'
 import { ExitCode } from './exit-codes.js'
+import { readIceFlags } from './ice-flags.js'
 import { backendOpenExitCode, openFlagBackends } from './open-client.js'
 import { backendUrls, loadPrivateKey } from './flags.js'
 import { writeNdjson } from './ndjson.js'
@@ -42,17 +42,8 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
   }
   const peer = peerArg === undefined ? undefined : usage(() => PublicKey.parse(peerArg, 'PEER_PK'), 'PEER_PK')
   const allowedIps = flags['allowed-ips']?.split(',').map((s) => s.trim()).filter(Boolean)
-  // Every STUN/TURN URL is read here, before the interface or the backend is touched (exit 2 with the reason).
-  const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
-  const stunServers = (flags.stun ?? []).map((url) => usage(() => parseStunServer(url), '--stun'))
-  const turnServers = (flags.turn ?? []).map((url) => usage(() => parseTurnServer(url), '--turn'))
-  const caFile = flags['ca-file']
-  const tlsCa = caFile ? usage(() => readFileSync(caFile), '--ca-file') : undefined
-  if (flags.interface) {
-    const given = flags.interface
-    const { resolveInterfaceAddresses } = await import('../core/session/ice-options.js')
-    usage(() => resolveInterfaceAddresses(given), '--interface')
-  }
+  // Every STUN/TURN URL and interface is read here, before the WireGuard interface or the backend is touched.
+  const ice = await readIceFlags(flags, usage)
   const iface = flags.wg
   const [{ WgTool, WgError }, { interfaceKey, interfacesExcept, planWireguard, WireguardSetupError }, { WireguardMesh }] = await Promise.all([
     import('../core/wireguard/wg-tool.js'),
@@ -103,15 +94,8 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
     shutdown.dispose()
     return io.fail((err as Error).message, backendOpenExitCode(err))
   }
-  const { resolveIceServers } = await import('../core/session/relays.js')
-  const relayOptions = {
-    stunServers,
-    turnServers,
-    backendUrls: flags['server-relays'] ? urls : [],
-    publicKey: ours.publicKey.bytes,
-    ...(caFile ? { caFile } : {}),
-  }
-  const iceServers = await resolveIceServers({ ...relayOptions, signal: shutdown.signal })
+  const relaySources = { backendUrls: urls, publicKey: ours.publicKey.bytes }
+  const iceServers = await ice.resolve({ ...relaySources, signal: shutdown.signal })
   const mesh = new WireguardMesh({
     tool,
     plan,
@@ -119,10 +103,10 @@ export async function runWireguardSession(io: CommandIo, flags: WireguardSession
     ours,
     single: peer !== undefined,
     session: {
-      ice: { ...(interfaces ? { interfaces } : {}), loopback: flags.loopback, ...(tlsCa ? { tlsCa } : {}) },
+      ice: { ...(interfaces ? { interfaces } : {}), loopback: flags.loopback, ...(ice.tlsCa ? { tlsCa: ice.tlsCa } : {}) },
       iceServers,
       // Time-limited TURN credentials are fetched again before they expire (sessions that run for days).
-      renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),
+      renewIceServers: (signal) => ice.resolve({ ...relaySources, signal }),
     },
     signal: shutdown.signal,
   })

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs'
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { ExitCode } from '../cli/exit-codes.js'
 import { backendFlags, backendUrls, keyFlags } from '../cli/flags.js'
 import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
+import { readIceFlags } from '../cli/ice-flags.js'
 import { openClient } from '../cli/open-client.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import { PublicKey } from '../core/keys.js'
@@ -79,18 +79,8 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_C
     }
     if (args.peer === undefined) this.fail('PEER_PK is missing: give the peer\'s public key (or --wg IFACE to carry every peer of a WireGuard interface)', ExitCode.Usage)
     const peer = this.orUsage(() => PublicKey.parse(args.peer!, 'PEER_PK'))
-    // Every STUN/TURN URL is read here, before anything starts or is published (exit 2 with the reason).
-    const { parseStunServer, parseTurnServer } = await import('../core/session/ice-servers.js')
-    const stunServers = (flags.stun ?? []).map((url) => this.orUsage(() => parseStunServer(url), '--stun'))
-    const turnServers = (flags.turn ?? []).map((url) => this.orUsage(() => parseTurnServer(url), '--turn'))
-    const caFile = flags['ca-file']
-    const tlsCa = caFile ? this.orUsage(() => readFileSync(caFile), '--ca-file') : undefined
-    // A mistyped interface would otherwise fail inside every new ICE agent, restart after restart.
-    const interfaces = flags.interface
-    if (interfaces) {
-      const { resolveInterfaceAddresses } = await import('../core/session/ice-options.js')
-      this.orUsage(() => resolveInterfaceAddresses(interfaces), '--interface')
-    }
+    // Every STUN/TURN URL and interface is read here, before anything starts or is published.
+    const ice = await readIceFlags(flags, (parse, where) => this.orUsage(parse, where))
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
@@ -106,23 +96,16 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_C
         return this.fail((err as Error).message, ExitCode.Usage)
       })
     }
-    const { resolveIceServers } = await import('../core/session/relays.js')
-    const relayOptions = {
-      stunServers,
-      turnServers,
-      backendUrls: flags['server-relays'] ? backendUrls(flags.backend) : [],
-      publicKey: client.key.publicKey.bytes,
-      ...(flags['ca-file'] ? { caFile: flags['ca-file'] } : {}),
-    }
-    const iceServers = await resolveIceServers({ ...relayOptions, signal: shutdown.signal })
+    const relaySources = { backendUrls: backendUrls(flags.backend), publicKey: client.key.publicKey.bytes }
+    const iceServers = await ice.resolve({ ...relaySources, signal: shutdown.signal })
     const session = new Session({
       backend: client.backend,
       ours: client.key,
       theirs: peer,
-      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback, ...(tlsCa ? { tlsCa } : {}) },
+      ice: { ...(flags.interface ? { interfaces: flags.interface } : {}), loopback: flags.loopback, ...(ice.tlsCa ? { tlsCa: ice.tlsCa } : {}) },
       iceServers,
       // Time-limited TURN credentials are fetched again before they expire (long-lived --forward sessions).
-      renewIceServers: (signal) => resolveIceServers({ ...relayOptions, signal }),
+      renewIceServers: (signal) => ice.resolve({ ...relaySources, signal }),
       signal: shutdown.signal,
       ...(forwarder ? { forwarder } : {}),
     })
