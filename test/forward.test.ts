@@ -6,16 +6,8 @@ import { createSocket, type Socket } from 'node:dgram'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
-import {
-  FORWARD_MAGIC,
-  Forwarder,
-  forwardKey,
-  isForwardDatagram,
-  openForward,
-  ReplayWindow,
-  sealForward,
-  type ForwardStats,
-} from '../src/core/session/forwarder.js'
+import { FORWARD_MAGIC, forwardKey, isForwardDatagram, openForward, ReplayWindow, sealForward } from '../src/core/session/forward-seal.js'
+import { Forwarder, type ForwardStats } from '../src/core/session/forwarder.js'
 import { openProbe, PROBE_MAGIC, sealProbe } from '../src/core/session/path-probe.js'
 import { CliProcess, killAll, startCli } from './helpers/cli.js'
 import { withTimeout } from './helpers/wait.js'

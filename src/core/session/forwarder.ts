@@ -13,8 +13,6 @@ import { Emitter } from '../emitter.js'
 import type { IceRole } from '../keys.js'
 import { isForwardDatagram, MAX_FORWARD_PAYLOAD, openForward, ReplayWindow, sealForward } from './forward-seal.js'
 
-export { forwardKey, FORWARD_MAGIC, isForwardDatagram, openForward, ReplayWindow, sealForward } from './forward-seal.js'
-
 export class ForwardError extends Error {
   override name = 'ForwardError'
 }
