@@ -35,21 +35,23 @@ export interface Failure<S> {
 
 /**
  * Runs `attempt` on each server in order until one gives a result; a server that throws, gives nothing or
- * takes longer than `timeoutMs` is a failure with its reason, and the next one is tried.
+ * takes longer than `timeoutMs` is a failure with its reason, and the next one is tried. Aborting `signal`
+ * ends the wait at once (undefined, no more servers tried): a closed agent never waits for a timeout.
  */
 export async function firstThatWorks<S, R>(
   servers: readonly S[],
   attempt: Attempt<S, R>,
-  options: { timeoutMs: number; onFailure?: (failure: Failure<S>, next: S | undefined) => void; cancelled?: () => boolean },
+  options: { timeoutMs: number; onFailure?: (failure: Failure<S>, next: S | undefined) => void; signal?: AbortSignal },
 ): Promise<{ server: S; result: R } | undefined> {
   for (const [i, server] of servers.entries()) {
-    if (options.cancelled?.()) return undefined
+    if (options.signal?.aborted) return undefined
     let reason: string
     try {
-      const result = await withTimeout(attempt(server), options.timeoutMs)
+      const result = await withTimeout(attempt(server), options.timeoutMs, options.signal)
       if (result !== undefined) return { server, result }
       reason = 'no answer'
     } catch (err) {
+      if (options.signal?.aborted) return undefined
       reason = err instanceof Error ? err.message : String(err)
     }
     options.onFailure?.({ server, reason }, servers[i + 1])
@@ -59,12 +61,19 @@ export async function firstThatWorks<S, R>(
 
 class TimeoutError extends Error {}
 
-function withTimeout<R>(promise: Promise<R>, ms: number): Promise<R> {
+function withTimeout<R>(promise: Promise<R>, ms: number, signal?: AbortSignal): Promise<R> {
   let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms / 1000} s`)), ms)
+    onAbort = () => reject(new Error('aborted'))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
   })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer)
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
+  })
 }
 
 /** werift internals this file needs (private in its typings, plain fields and methods at run time). */
@@ -83,7 +92,8 @@ export interface ServerGatheringOptions {
   tlsCa?: Buffer
   /** A server failed; `next` is the one tried now (undefined: none left). */
   onFailure?: (message: string) => void
-  cancelled?: () => boolean
+  /** The agent closed: stop waiting for servers at once. */
+  signal?: AbortSignal
 }
 
 /** srflx candidates for werift's IPv4 host sockets from the first STUN server that answers. */
@@ -101,11 +111,11 @@ export async function gatherServerReflexive(connection: Connection, servers: rea
     },
     {
       timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
-      ...(options.cancelled ? { cancelled: options.cancelled } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
       onFailure: ({ server, reason }, next) => options.onFailure?.(`STUN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
     },
   )
-  if (!found || options.cancelled?.()) return
+  if (!found || options.signal?.aborted) return
   for (const candidate of found.result) internals.appendLocalCandidate(candidate)
 }
 
@@ -116,14 +126,14 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   const attempts: Promise<StunOverTurnProtocol>[] = []
   const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options.tlsCa)), attempts.at(-1)!), {
     timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
-    ...(options.cancelled ? { cancelled: options.cancelled } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     onFailure: ({ server, reason }, next) => options.onFailure?.(`TURN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
   })
   // An allocation granted after its attempt timed out would hold a relay port until it expires.
   for (const attempt of attempts.slice(0, found ? -1 : undefined)) releaseLate(attempt)
   if (!found) return
   const protocol = found.result
-  if (options.cancelled?.()) {
+  if (options.signal?.aborted) {
     await protocol.close().catch(() => {})
     return
   }
