@@ -2,6 +2,7 @@
 // the candidates it trickles both ways, connect(), and, once connected, what watches the path (the sealed
 // path probe, the silence detector and its keepalive). The session decides what an outcome means (a new
 // attempt, a restart, a goodbye); this file only wires one agent's parts together and reports back.
+import { errorMessage } from '../error-message.js'
 import type { IceRole } from '../keys.js'
 import { candidateKey, formatCandidate } from './candidate-mapping.js'
 import type { IceCredentials } from './credentials.js'
@@ -257,8 +258,4 @@ export class IceAttempt {
     silence.start()
     this.#keepalive.start()
   }
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

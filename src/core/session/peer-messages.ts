@@ -2,12 +2,12 @@
 // 'error' when it could not be), and the one-line description both directions show for a message.
 import { Message } from '../../gen/signaling/signaling.js'
 import type { Backend } from '../backend.js'
+import { errorMessage } from '../error-message.js'
 import type { PrivateKey, PublicKey } from '../keys.js'
 import { messageKind } from '../message-kind.js'
 import { candidateInfoFromProto, formatCandidate } from './candidate-mapping.js'
 import { shortUfrag } from './credentials.js'
 import type { SessionEventBody } from './events.js'
-import { errorMessage } from './ice-attempt.js'
 
 export interface PeerMessagesOptions {
   backend: Backend

@@ -14,6 +14,7 @@ import {
   type StunOverTurnProtocol,
 } from 'werift-ice'
 import type { StunServer, TurnServer } from './ice-servers.js'
+import { errorMessage } from '../error-message.js'
 
 /** Which configured server each allocation of ours was made on (werift keeps only a resolved address). */
 const allocationServers = new WeakMap<object, TurnServer>()
@@ -52,7 +53,7 @@ export async function firstThatWorks<S, R>(
       reason = 'no answer'
     } catch (err) {
       if (options.signal?.aborted) return undefined
-      reason = err instanceof Error ? err.message : String(err)
+      reason = errorMessage(err)
     }
     options.onFailure?.({ server, reason }, servers[i + 1])
   }
