@@ -2,18 +2,18 @@
 // works. werift-ice 0.2.3 asks only the first STUN server and the first TURN server it is given (ICE-NOTES):
 // when that one is down, a session would have no srflx/relay candidate although the next server is fine.
 // So werift gathers host candidates only, and this asks the servers with werift's own requests
-// (serverReflexiveCandidate, createStunOverTurnClient) and adds the candidates as werift itself would.
-import { isIP, isIPv4 } from 'node:net'
+// (serverReflexiveCandidate, and its TURN allocation in turn-allocation.ts) and adds the candidates as werift itself would.
+import { isIPv4 } from 'node:net'
 import {
   Candidate,
   candidateFoundation,
   candidatePriority,
-  createStunOverTurnClient,
   serverReflexiveCandidate,
   type Connection,
   type StunOverTurnProtocol,
 } from 'werift-ice'
 import type { StunServer, TurnServer } from './ice-servers.js'
+import { allocateTurn } from './turn-allocation.js'
 import { errorMessage } from '../error-message.js'
 
 /** Which configured server each allocation of ours was made on (werift keeps only a resolved address). */
@@ -125,7 +125,7 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   if (servers.length === 0) return
   const internals = connection as unknown as ConnectionInternals
   const attempts: Promise<StunOverTurnProtocol>[] = []
-  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options.tlsCa)), attempts.at(-1)!), {
+  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options)), attempts.at(-1)!), {
     timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
     ...(options.signal ? { signal: options.signal } : {}),
     onFailure: ({ server, reason }, next) => options.onFailure?.(`TURN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
@@ -161,18 +161,14 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   internals.appendLocalCandidate(protocol.localCandidate)
 }
 
-/** An allocation on one server; one that completes after its timeout is released, not leaked. */
-function allocate(internals: ConnectionInternals, server: TurnServer, tlsCa: Buffer | undefined): Promise<StunOverTurnProtocol> {
-  const pending = createStunOverTurnClient(
-    { address: [server.host, server.port], username: server.username, password: server.password },
-    {
-      transport: server.transport,
-      // turns: checks the server's certificate against its host name (or IP), with the system roots or tlsCa.
-      ...(server.transport === 'tls' ? { tlsOptions: { ...(isIP(server.host) ? {} : { servername: server.host }), ...(tlsCa ? { ca: tlsCa } : {}) } } : {}),
-      ...(internals.options.portRange ? { portRange: internals.options.portRange } : {}),
-      ...(internals.options.interfaceAddresses ? { interfaceAddresses: internals.options.interfaceAddresses as never } : {}),
-    },
-  )
+/** An allocation on one server; one that completes after its timeout is released, not leaked; the agent's close ends it. */
+function allocate(internals: ConnectionInternals, server: TurnServer, options: ServerGatheringOptions): Promise<StunOverTurnProtocol> {
+  const pending = allocateTurn(server, {
+    ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
+    ...(internals.options.portRange ? { portRange: internals.options.portRange } : {}),
+    ...(internals.options.interfaceAddresses ? { interfaceAddresses: internals.options.interfaceAddresses } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  })
   return pending.catch((err: unknown) => {
     throw new Error(describeTurnError(err))
   })
