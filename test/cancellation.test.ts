@@ -60,7 +60,7 @@ const cases: { name: string; deadlineMs: number; args: (backend: string, k: { fi
 ]
 
 describe('SIGINT while a call hangs on a server that never answers', () => {
-  it.each(cases)('$name: exit 130 before the call\'s deadline', async ({ args, deadlineMs }) => {
+  it.each(cases)('$name: exit 130 before the call\'s deadline', async ({ name, args, deadlineMs }) => {
     server = await silentServer()
     const cli = startCli(args(`grpc://127.0.0.1:${server.port}?insecure=1`, keyFile()))
     // The call is in flight once the server accepted its connection (grpc-js connects lazily, on the first call).
@@ -72,6 +72,7 @@ describe('SIGINT while a call hangs on a server that never answers', () => {
     expect(code, cli.stderr).toBe(130)
     // Property, not a guess: the call began at connectedAt and would end at its deadline; the process ended before.
     expect(exitedAt - connectedAt).toBeLessThan(deadlineMs)
+    console.log(`[cancellation] ${name}: exit ${code} ${exitedAt - connectedAt} ms after the call began (its deadline: ${deadlineMs} ms)`)
     expect(`${cli.lines.join('\n')}\n${cli.stderr}`).not.toMatch(/no answer within|did not answer within|did not confirm/)
   })
 })
