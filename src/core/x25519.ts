@@ -52,12 +52,17 @@ export const nobleX25519: X25519 = (privateKey, publicKey) => {
   }
 }
 
-/** Whether this runtime's node:crypto does X25519 (checked once, on a known pair). */
+// RFC 7748 §6.1: Alice's private key, Bob's public key and their shared secret. The runtime check below uses
+// these constants, not @noble/curves, because a pure-JS scalar multiplication at import costs ~10 ms of every
+// command's start-up (issue 10).
+const RFC7748_ALICE_PRIVATE = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex')
+const RFC7748_BOB_PUBLIC = Buffer.from('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f', 'hex')
+const RFC7748_SHARED = Buffer.from('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742', 'hex')
+
+/** Whether this runtime's node:crypto does X25519 (checked once, on RFC 7748's vector). */
 function nodeHasX25519(): boolean {
   try {
-    const a = new Uint8Array(32).fill(1)
-    const b = x25519.getPublicKey(new Uint8Array(32).fill(2))
-    return Buffer.from(nodeX25519(a, b)).equals(Buffer.from(x25519.getSharedSecret(a, b)))
+    return Buffer.from(nodeX25519(RFC7748_ALICE_PRIVATE, RFC7748_BOB_PUBLIC)).equals(RFC7748_SHARED)
   } catch {
     return false
   }
@@ -67,3 +72,12 @@ function nodeHasX25519(): boolean {
 export const x25519SharedSecret: X25519 = nodeHasX25519() ? nodeX25519 : nobleX25519
 
 export const x25519Implementation: 'node:crypto' | '@noble/curves' = x25519SharedSecret === nodeX25519 ? 'node:crypto' : '@noble/curves'
+
+/** The public key of a private key (X25519 with the base point), through the same implementation. */
+export const x25519PublicKey: (privateKey: Uint8Array) => Uint8Array =
+  x25519SharedSecret === nodeX25519
+    ? (privateKey) => {
+        const jwk = createPublicKey(privateObject(privateKey)).export({ format: 'jwk' })
+        return new Uint8Array(Buffer.from(jwk.x!, 'base64url'))
+      }
+    : (privateKey) => x25519.getPublicKey(privateKey)
