@@ -3,7 +3,16 @@
 // `--require-auth` proof). @noble/curves stays as the portable path (runtimes without node:crypto X25519)
 // and as the reference the tests compare against: both give the same bytes (test/x25519.test.ts).
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto'
-import { x25519 } from '@noble/curves/ed25519.js'
+import { createRequire } from 'node:module'
+
+/**
+ * @noble/curves, loaded on first use: only runtimes without node:crypto X25519 (and the tests' cross-checks)
+ * need it, and evaluating it costs every start ~5 ms. Synchronous because X25519 is (require of an ES
+ * module works from Node 20.19, this package's minimum).
+ */
+function noble(): typeof import('@noble/curves/ed25519.js').x25519 {
+  return (createRequire(import.meta.url)('@noble/curves/ed25519.js') as typeof import('@noble/curves/ed25519.js')).x25519
+}
 
 export type X25519 = (privateKey: Uint8Array, publicKey: Uint8Array) => Uint8Array
 
@@ -46,7 +55,7 @@ export const nodeX25519: X25519 = (privateKey, publicKey) => {
 /** X25519 through @noble/curves (pure JS): the portable path. */
 export const nobleX25519: X25519 = (privateKey, publicKey) => {
   try {
-    return x25519.getSharedSecret(privateKey, publicKey)
+    return noble().getSharedSecret(privateKey, publicKey)
   } catch (err) {
     throw new X25519Error((err as Error).message)
   }
@@ -80,4 +89,4 @@ export const x25519PublicKey: (privateKey: Uint8Array) => Uint8Array =
         const jwk = createPublicKey(privateObject(privateKey)).export({ format: 'jwk' })
         return new Uint8Array(Buffer.from(jwk.x!, 'base64url'))
       }
-    : (privateKey) => x25519.getPublicKey(privateKey)
+    : (privateKey) => noble().getPublicKey(privateKey)
