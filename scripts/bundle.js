@@ -23,8 +23,8 @@ const result = await build({
   // Less text to read and scan on every start (2.3 → 1.6 MB). Identifiers are not minified, so stack traces
   // still name functions; `keepNames` (~4 ms per start) is not needed for that, and no code here reads a
   // class's `.name` (our errors set `name` themselves).
-  minifyWhitespace: true,
-  minifySyntax: true,
+  minifyWhitespace: !process.env.READABLE,
+  minifySyntax: !process.env.READABLE,
   logLevel: 'warning',
   // import.meta.url in a CommonJS bundle: the bundle's own URL (package-root.ts walks up from it).
   define: { 'import.meta.url': '__bundleUrl' },
