@@ -691,7 +691,7 @@ async function main() {
 // pull the code from under the spawned servers. So by default the run works on a private copy of the built
 // package (bin, dist, proto, bench, package.json, manifest; node_modules linked) in a temp directory.
 const SNAPSHOT_PARTS = ['bin', 'dist', 'proto', 'bench', 'scripts', 'test/netns/udp-tool.mjs', 'package.json', 'oclif.manifest.json', 'test/interop']
-const SNAPSHOT_NEEDS = ['dist/commands/signal.js', 'dist/core/envelope.js', 'dist/gen/signaling/signaling.js', 'dist/core/session/session.js']
+const SNAPSHOT_NEEDS = ['dist/commands/signal.js', 'dist/bundle/cli.cjs', 'dist/core/envelope.js', 'dist/gen/signaling/signaling.js', 'dist/core/session/session.js']
 
 async function runInSnapshot() {
   installCleanup()
