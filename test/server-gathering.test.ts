@@ -41,15 +41,32 @@ describe('firstThatWorks', () => {
     expect(failures).toEqual(['down: connection refused -> empty', 'empty: no answer -> slow', 'slow: no answer within 0.05 s -> good'])
   })
 
-  it('gives undefined when every server fails, and stops early once cancelled', async () => {
+  it('gives undefined when every server fails, and stops early once aborted', async () => {
     const failures: (string | undefined)[] = []
     expect(await firstThatWorks(['a', 'b'], async () => undefined, { timeoutMs: 50, onFailure: (_f, next) => failures.push(next) })).toBeUndefined()
     expect(failures).toEqual(['b', undefined])
     let calls = 0
-    let cancelled = false
-    const result = await firstThatWorks(['a', 'b', 'c'], async () => ((calls++, (cancelled = true)), undefined), { timeoutMs: 50, cancelled: () => cancelled })
+    const abort = new AbortController()
+    const result = await firstThatWorks(['a', 'b', 'c'], async () => ((calls++, abort.abort()), undefined), { timeoutMs: 50, signal: abort.signal })
     expect(result).toBeUndefined()
     expect(calls).toBe(1)
+  })
+
+  it('an abort ends the wait for a server that never answers at once: no timeout, no failure reported', async () => {
+    const abort = new AbortController()
+    const failures: string[] = []
+    // The server's timeout is an hour: had the abort not ended the wait, the test's own timeout would fail it.
+    const timeoutMs = 3_600_000
+    const tried: string[] = []
+    const found = firstThatWorks(['silent', 'next'], (server) => (tried.push(server), new Promise<never>(() => {})), {
+      timeoutMs,
+      signal: abort.signal,
+      onFailure: ({ reason }) => failures.push(reason),
+    })
+    setImmediate(() => abort.abort())
+    expect(await found).toBeUndefined()
+    expect(tried).toEqual(['silent'])
+    expect(failures).toEqual([])
   })
 })
 

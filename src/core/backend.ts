@@ -54,7 +54,11 @@ export interface Backend {
   readonly type: BackendTypeName
   /** Resolves once the subscription is live (for gRPC: after the server's sync envelope). */
   subscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void>
-  unsubscribe(key: SubscriptionKey, handler: MessageHandler): Promise<void>
+  /**
+   * Takes the handler off at once; a transport that tells its server may wait for it, but never beyond an
+   * aborted `signal` (Ctrl-C: the handler is gone locally, the server learns when the connection ends).
+   */
+  unsubscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void>
   /** Seals `message` from `ours` to `to` and sends it; rejects with BackendError when it cannot. */
   publish(ours: PrivateKey, to: PublicKey, message: Message, signal?: AbortSignal): Promise<PublishResult>
   /** Connection state changes (reconnects); returns the unsubscribe function. */

@@ -24,6 +24,8 @@ export class Inbox {
   readonly #keys: SubscriptionKey[]
   readonly #handler: MessageHandler
   #offStatus?: () => void
+  /** start()'s signal: it also bounds the unsubscribe on close. */
+  #signal?: AbortSignal
   #closed = false
 
   constructor(private readonly options: InboxOptions) {
@@ -38,6 +40,7 @@ export class Inbox {
   /** Resolves once every subscription is live. */
   async start(signal?: AbortSignal): Promise<void> {
     const { backend, ours, from } = this.options
+    this.#signal = signal
     this.#offStatus = backend.onStatus((status) => this.events.emit({ type: 'backend', status, at: new Date().toISOString() }))
     for (const key of this.#keys) await backend.subscribe(key, this.#handler, signal)
     this.events.emit({
@@ -53,7 +56,7 @@ export class Inbox {
     if (this.#closed) return
     this.#closed = true
     this.#offStatus?.()
-    await Promise.allSettled(this.#keys.map((key) => this.options.backend.unsubscribe(key, this.#handler)))
+    await Promise.allSettled(this.#keys.map((key) => this.options.backend.unsubscribe(key, this.#handler, this.#signal)))
   }
 }
 

@@ -1,10 +1,11 @@
 // What `status` asks a signaling server: is it up (grpc.health.v1, the standard health service), what build
 // is it (GetBuildInfo), and how long does a round trip take. A server without the health service (a cunīcu
 // server) is judged by its GetBuildInfo answer alone.
-import { makeClientConstructor, status as grpcStatus, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js'
+import { makeClientConstructor, Metadata, status as grpcStatus, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js'
 import { BackendError } from './backend.js'
 import { parseBackendUrl } from './backends/index.js'
 import { grpcChannelCredentials, parseGrpcTarget } from './backends/grpc-target.js'
+import { unaryCall } from './backends/grpc-unary.js'
 import type { BuildInfo } from '../gen/common.js'
 import { SignalingClient, SignalingService } from '../gen/signaling/signaling.js'
 
@@ -34,12 +35,14 @@ export interface ProbeOptions {
   timeoutMs?: number
   /** Round trips measured after the connection is up; the smallest is reported. */
   samples?: number
+  /** Aborting cancels the call in flight at once (the result says "aborted"). */
+  signal?: AbortSignal
 }
 
 const HEALTH_STATES: Record<number, HealthState> = { 0: 'UNKNOWN', 1: 'SERVING', 2: 'NOT_SERVING', 3: 'SERVICE_UNKNOWN' }
 
 interface HealthClient extends Client {
-  check(req: { service: string }, options: { deadline: number }, cb: (err: ServiceError | null, res: { status: number | string }) => void): void
+  check(req: { service: string }, options: { deadline: Date }, cb: (err: ServiceError | null, res: { status: number | string }) => void): { cancel(): void }
 }
 
 export async function probeServer(urlText: string, options: ProbeOptions = {}): Promise<ServerStatus> {
@@ -53,22 +56,21 @@ export async function probeServer(urlText: string, options: ProbeOptions = {}): 
   const Health = makeClientConstructor(service, 'grpc.health.v1.Health') as unknown as new (address: string, c: ChannelCredentials) => HealthClient
   const health = new Health(target.address, creds)
   const signaling = new SignalingClient(target.address, creds)
-  const deadline = () => Date.now() + timeoutMs
-  const check = () =>
-    new Promise<HealthState>((resolve, reject) =>
-      health.check({ service: SIGNALING_SERVICE_NAME }, { deadline: deadline() }, (err, res) => {
-        if (err?.code === grpcStatus.UNIMPLEMENTED) resolve('UNIMPLEMENTED')
-        else if (err) reject(err)
-        else resolve(typeof res.status === 'string' ? (res.status as HealthState) : (HEALTH_STATES[res.status] ?? 'UNKNOWN'))
-      }),
-    )
+  const { signal } = options
+  const check = async (): Promise<HealthState> => {
+    try {
+      const res = await unaryCall<{ status: number | string }>((deadline, done) => health.check({ service: SIGNALING_SERVICE_NAME }, { deadline }, done), timeoutMs, signal)
+      return typeof res.status === 'string' ? (res.status as HealthState) : (HEALTH_STATES[res.status] ?? 'UNKNOWN')
+    } catch (err) {
+      if ((err as ServiceError).code === grpcStatus.UNIMPLEMENTED) return 'UNIMPLEMENTED'
+      throw err
+    }
+  }
   const result: ServerStatus = { backend: urlText, reachable: false, ok: false }
   try {
     result.health = await check()
     result.reachable = true
-    const info = await new Promise<BuildInfo>((resolve, reject) =>
-      signaling.getBuildInfo({}, { deadline: deadline() } as never, (err: ServiceError | null, r: BuildInfo) => (err ? reject(err) : resolve(r))),
-    )
+    const info = await unaryCall<BuildInfo>((deadline, done) => signaling.getBuildInfo({}, new Metadata(), { deadline }, done), timeoutMs, signal)
     result.build = buildSummary(info)
     let best = Infinity
     for (let i = 0; i < (options.samples ?? 3); i++) {
@@ -80,7 +82,7 @@ export async function probeServer(urlText: string, options: ProbeOptions = {}): 
     result.ok = result.health === 'SERVING' || result.health === 'UNIMPLEMENTED'
     if (!result.ok) result.reason = `health ${result.health}`
   } catch (err) {
-    result.reason = describe(err as ServiceError, timeoutMs)
+    result.reason = signal?.aborted ? 'aborted' : describe(err as ServiceError, timeoutMs)
   } finally {
     health.close()
     signaling.close()

@@ -12,12 +12,16 @@ export async function unusedPort(): Promise<number> {
 
 export interface SilentServer {
   port: number
+  /** When each connection was accepted (Date.now()), in order. */
+  readonly accepted: number[]
   close(): Promise<void>
 }
 
 export async function silentServer(): Promise<SilentServer> {
   const sockets = new Set<Socket>()
+  const accepted: number[] = []
   const server: Server = createServer((socket) => {
+    accepted.push(Date.now())
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
@@ -26,6 +30,7 @@ export async function silentServer(): Promise<SilentServer> {
   const { port } = server.address() as { port: number }
   return {
     port,
+    accepted,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy()

@@ -19,7 +19,7 @@ export abstract class EnvelopeBackend implements Backend {
   constructor(readonly url: string) {}
 
   protected abstract subscribeTransport(ours: PublicKey, signal?: AbortSignal): Promise<void>
-  protected abstract unsubscribeTransport(ours: PublicKey): Promise<void>
+  protected abstract unsubscribeTransport(ours: PublicKey, signal?: AbortSignal): Promise<void>
   protected abstract publishEnvelope(envelope: Envelope, signal?: AbortSignal): Promise<void>
   protected abstract closeTransport(): Promise<void>
 
@@ -45,10 +45,10 @@ export abstract class EnvelopeBackend implements Backend {
     }
   }
 
-  async unsubscribe(key: SubscriptionKey, handler: MessageHandler): Promise<void> {
+  async unsubscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {
     if (this.subscriptions.remove(key, handler) && !this.#closed) {
       this.#live.delete(key.ours.publicKey.toString())
-      await this.unsubscribeTransport(key.ours.publicKey)
+      await this.unsubscribeTransport(key.ours.publicKey, signal)
     }
   }
 

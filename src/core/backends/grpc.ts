@@ -12,6 +12,7 @@ import { AUTH_METADATA_KEY, authKeyFromTag, sealSubscribeProof } from '../auth-p
 import { BackendError, type BackendFactory, type BackendOptions, type MessageHandler, type SubscriptionKey } from '../backend.js'
 import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
+import { unaryCall } from './grpc-unary.js'
 import { grpcChannelCredentials, parseGrpcTarget, type GrpcTls } from './grpc-target.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
@@ -48,6 +49,8 @@ export class GrpcBackend extends EnvelopeBackend {
   /** Given by the caller: never replaced by what a server announces. */
   readonly #authKeyPinned: boolean
   #authKeyFetch: Promise<boolean> | undefined
+  /** The GetBuildInfo call behind #authKeyFetch: close() cancels it instead of waiting for its deadline. */
+  #authKeyCall: { cancel(): void } | undefined
   /** Our private keys by public key, for sealing subscribe proofs. */
   readonly #privateKeys = new Map<string, PrivateKey>()
 
@@ -124,23 +127,18 @@ export class GrpcBackend extends EnvelopeBackend {
     this.#stop(state)
   }
 
-  protected publishEnvelope(envelope: Envelope, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(new BackendError(`publish to ${this.#name} was aborted`))
-      const deadline = Date.now() + this.#publishTimeoutMs
-      const onAbort = (): void => call.cancel()
-      const call = this.#client.publish(envelope, new Metadata(), { deadline }, (err) => {
-        signal?.removeEventListener('abort', onAbort)
-        if (!err) return resolve()
-        if (err.code === grpcStatus.CANCELLED && signal?.aborted) return reject(new BackendError(`publish to ${this.#name} was aborted`))
-        reject(new BackendError(`publish to ${this.#name} failed: ${this.#describe(err, this.#publishTimeoutMs)}`))
-      })
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+  protected async publishEnvelope(envelope: Envelope, signal?: AbortSignal): Promise<void> {
+    try {
+      await unaryCall((deadline, done) => this.#client.publish(envelope, new Metadata(), { deadline }, done), this.#publishTimeoutMs, signal)
+    } catch (err) {
+      if (signal?.aborted) throw new BackendError(`publish to ${this.#name} was aborted`)
+      throw new BackendError(`publish to ${this.#name} failed: ${this.#describe(err as ServiceError, this.#publishTimeoutMs)}`)
+    }
   }
 
   protected async closeTransport(): Promise<void> {
     for (const state of this.#streams.values()) this.#stop(state)
+    this.#authKeyCall?.cancel()
     this.#streams.clear()
     this.#privateKeys.clear()
     this.#client.close()
@@ -216,8 +214,9 @@ export class GrpcBackend extends EnvelopeBackend {
    */
   #fetchAuthKey(): Promise<boolean> {
     this.#authKeyFetch ??= new Promise<boolean>((resolve) => {
-      this.#client.getBuildInfo({}, new Metadata(), { deadline: Date.now() + this.#connectTimeoutMs }, (err, info) => {
+      this.#authKeyCall = this.#client.getBuildInfo({}, new Metadata(), { deadline: Date.now() + this.#connectTimeoutMs }, (err, info) => {
         this.#authKeyFetch = undefined
+        this.#authKeyCall = undefined
         const key = err ? undefined : authKeyFromTag(info.tag)
         if (!key || (this.#authKey && key.equals(this.#authKey))) return resolve(false)
         this.#authKey = key

@@ -17,8 +17,8 @@ export class MultiBackend implements Backend {
     await Promise.all(this.backends.map((b) => b.subscribe(key, handler, signal)))
   }
 
-  async unsubscribe(key: SubscriptionKey, handler: MessageHandler): Promise<void> {
-    await Promise.all(this.backends.map((b) => b.unsubscribe(key, handler)))
+  async unsubscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.backends.map((b) => b.unsubscribe(key, handler, signal)))
   }
 
   async publish(ours: PrivateKey, to: PublicKey, message: Message, signal?: AbortSignal): Promise<PublishResult> {

@@ -64,3 +64,6 @@ export type SessionEvent = At &
   )
 
 export type SessionEventType = SessionEvent['type']
+
+/** An event before its time stamp: what the session's parts hand to the session to emit. Omit per variant. */
+export type SessionEventBody = SessionEvent extends infer E ? (E extends unknown ? Omit<E, 'at'> : never) : never

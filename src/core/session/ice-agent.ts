@@ -67,6 +67,8 @@ export class IceAgent {
   readonly #ice: IceOptions | undefined
   #gathering = false
   #closed = false
+  /** Aborted on close: a STUN/TURN server that does not answer is not waited for. */
+  readonly #abort = new AbortController()
   #closing?: Promise<void>
   #lastRemoteAt = 0
   #onClose = new Set<() => void>()
@@ -125,7 +127,7 @@ export class IceAgent {
       ...(this.#ice?.serverTimeoutMs ? { timeoutMs: this.#ice.serverTimeoutMs } : {}),
       ...(this.#ice?.tlsCa ? { tlsCa: this.#ice.tlsCa } : {}),
       onFailure: (message: string) => !this.#closed && this.serverErrors.emit(message),
-      cancelled: () => this.#closed,
+      signal: this.#abort.signal,
     }
     try {
       // werift marks gathering as started synchronously: the TURN allocation can run beside the host sockets.
@@ -213,6 +215,7 @@ export class IceAgent {
   close(): Promise<void> {
     if (this.#closing) return this.#closing
     this.#closed = true
+    this.#abort.abort()
     this.datagrams.close()
     for (const reject of [...this.#onClose]) reject()
     this.#onClose.clear()

@@ -2,6 +2,7 @@
 // `--forward`/`--wg` session does. This keeps the session's servers fresh: it asks the signaling servers
 // again (GetRelays) before the earliest expiry, and on failure retries with back-off, so every later TURN
 // allocation (an ICE restart, a replaced allocation) is made with credentials that still work.
+import { errorMessage } from '../error-message.js'
 import { Backoff } from './backoff.js'
 import type { ResolvedIceServers } from './relays.js'
 
@@ -96,7 +97,7 @@ export class RelayRenewal {
     try {
       fresh = await this.#o.fetch(this.#abort.signal)
     } catch (err) {
-      return this.#failed(`could not renew TURN credentials: ${err instanceof Error ? err.message : String(err)}`)
+      return this.#failed(`could not renew TURN credentials: ${errorMessage(err)}`)
     }
     if (this.#closed) return
     if (expiringCredentials(fresh).length === 0 && expiringCredentials(this.#current).length > 0) {

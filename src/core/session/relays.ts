@@ -4,6 +4,7 @@
 import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js'
 import { RelayRegistryClient, type GetRelaysResp, type RelayInfo } from '../../gen/signaling/relay.js'
 import { grpcChannelCredentials, parseGrpcTarget } from '../backends/grpc-target.js'
+import { unaryCall } from '../backends/grpc-unary.js'
 import { iceServersFromRelays, type IceServers, type StunServer, type TurnServer } from './ice-servers.js'
 
 export type { IceServers, StunServer, TurnServer } from './ice-servers.js'
@@ -30,16 +31,8 @@ export async function fetchRelays(backendUrl: string, options: FetchRelaysOption
   const client = new RelayRegistryClient(target.address, grpcChannelCredentials(target, options.caFile))
   const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_RELAYS_TIMEOUT_MS
   const { signal } = options
-  let onAbort: (() => void) | undefined
   try {
-    const resp = await new Promise<GetRelaysResp>((resolve, reject) => {
-      if (signal?.aborted) return reject(new Error('aborted'))
-      const call = client.getRelays({ publicKey: options.publicKey }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, r: GetRelaysResp) =>
-        err ? reject(err) : resolve(r),
-      )
-      onAbort = () => call.cancel()
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    const resp = await unaryCall<GetRelaysResp>((deadline, done) => client.getRelays({ publicKey: options.publicKey }, new Metadata(), { deadline }, done), timeoutMs, signal)
     return resp.relays
   } catch (err) {
     const e = err as ServiceError
@@ -47,7 +40,6 @@ export async function fetchRelays(backendUrl: string, options: FetchRelaysOption
     const what = signal?.aborted ? 'aborted' : e.code === grpcStatus.DEADLINE_EXCEEDED ? `no answer within ${timeoutMs} ms` : e.details || e.message
     throw new Error(`could not get relays from ${target.name}: ${what}`)
   } finally {
-    if (onAbort) signal?.removeEventListener('abort', onAbort)
     client.close()
   }
 }

@@ -2,18 +2,19 @@
 // works. werift-ice 0.2.3 asks only the first STUN server and the first TURN server it is given (ICE-NOTES):
 // when that one is down, a session would have no srflx/relay candidate although the next server is fine.
 // So werift gathers host candidates only, and this asks the servers with werift's own requests
-// (serverReflexiveCandidate, createStunOverTurnClient) and adds the candidates as werift itself would.
-import { isIP, isIPv4 } from 'node:net'
+// (serverReflexiveCandidate, and its TURN allocation in turn-allocation.ts) and adds the candidates as werift itself would.
+import { isIPv4 } from 'node:net'
 import {
   Candidate,
   candidateFoundation,
   candidatePriority,
-  createStunOverTurnClient,
   serverReflexiveCandidate,
   type Connection,
   type StunOverTurnProtocol,
 } from 'werift-ice'
 import type { StunServer, TurnServer } from './ice-servers.js'
+import { allocateTurn } from './turn-allocation.js'
+import { errorMessage } from '../error-message.js'
 
 /** Which configured server each allocation of ours was made on (werift keeps only a resolved address). */
 const allocationServers = new WeakMap<object, TurnServer>()
@@ -35,22 +36,24 @@ export interface Failure<S> {
 
 /**
  * Runs `attempt` on each server in order until one gives a result; a server that throws, gives nothing or
- * takes longer than `timeoutMs` is a failure with its reason, and the next one is tried.
+ * takes longer than `timeoutMs` is a failure with its reason, and the next one is tried. Aborting `signal`
+ * ends the wait at once (undefined, no more servers tried): a closed agent never waits for a timeout.
  */
 export async function firstThatWorks<S, R>(
   servers: readonly S[],
   attempt: Attempt<S, R>,
-  options: { timeoutMs: number; onFailure?: (failure: Failure<S>, next: S | undefined) => void; cancelled?: () => boolean },
+  options: { timeoutMs: number; onFailure?: (failure: Failure<S>, next: S | undefined) => void; signal?: AbortSignal },
 ): Promise<{ server: S; result: R } | undefined> {
   for (const [i, server] of servers.entries()) {
-    if (options.cancelled?.()) return undefined
+    if (options.signal?.aborted) return undefined
     let reason: string
     try {
-      const result = await withTimeout(attempt(server), options.timeoutMs)
+      const result = await withTimeout(attempt(server), options.timeoutMs, options.signal)
       if (result !== undefined) return { server, result }
       reason = 'no answer'
     } catch (err) {
-      reason = err instanceof Error ? err.message : String(err)
+      if (options.signal?.aborted) return undefined
+      reason = errorMessage(err)
     }
     options.onFailure?.({ server, reason }, servers[i + 1])
   }
@@ -59,12 +62,19 @@ export async function firstThatWorks<S, R>(
 
 class TimeoutError extends Error {}
 
-function withTimeout<R>(promise: Promise<R>, ms: number): Promise<R> {
+function withTimeout<R>(promise: Promise<R>, ms: number, signal?: AbortSignal): Promise<R> {
   let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(`no answer within ${ms / 1000} s`)), ms)
+    onAbort = () => reject(new Error('aborted'))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
   })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return Promise.race([promise, timeout]).finally(() => {
+    clearTimeout(timer)
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
+  })
 }
 
 /** werift internals this file needs (private in its typings, plain fields and methods at run time). */
@@ -83,7 +93,8 @@ export interface ServerGatheringOptions {
   tlsCa?: Buffer
   /** A server failed; `next` is the one tried now (undefined: none left). */
   onFailure?: (message: string) => void
-  cancelled?: () => boolean
+  /** The agent closed: stop waiting for servers at once. */
+  signal?: AbortSignal
 }
 
 /** srflx candidates for werift's IPv4 host sockets from the first STUN server that answers. */
@@ -101,11 +112,11 @@ export async function gatherServerReflexive(connection: Connection, servers: rea
     },
     {
       timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
-      ...(options.cancelled ? { cancelled: options.cancelled } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
       onFailure: ({ server, reason }, next) => options.onFailure?.(`STUN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
     },
   )
-  if (!found || options.cancelled?.()) return
+  if (!found || options.signal?.aborted) return
   for (const candidate of found.result) internals.appendLocalCandidate(candidate)
 }
 
@@ -114,16 +125,16 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   if (servers.length === 0) return
   const internals = connection as unknown as ConnectionInternals
   const attempts: Promise<StunOverTurnProtocol>[] = []
-  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options.tlsCa)), attempts.at(-1)!), {
+  const found = await firstThatWorks(servers, (server) => (attempts.push(allocate(internals, server, options)), attempts.at(-1)!), {
     timeoutMs: options.timeoutMs ?? DEFAULT_SERVER_TIMEOUT_MS,
-    ...(options.cancelled ? { cancelled: options.cancelled } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     onFailure: ({ server, reason }, next) => options.onFailure?.(`TURN server ${server.url}: ${reason}${next ? `; trying ${next.url}` : ''}`),
   })
   // An allocation granted after its attempt timed out would hold a relay port until it expires.
   for (const attempt of attempts.slice(0, found ? -1 : undefined)) releaseLate(attempt)
   if (!found) return
   const protocol = found.result
-  if (options.cancelled?.()) {
+  if (options.signal?.aborted) {
     await protocol.close().catch(() => {})
     return
   }
@@ -150,18 +161,14 @@ export async function gatherRelayed(connection: Connection, servers: readonly Tu
   internals.appendLocalCandidate(protocol.localCandidate)
 }
 
-/** An allocation on one server; one that completes after its timeout is released, not leaked. */
-function allocate(internals: ConnectionInternals, server: TurnServer, tlsCa: Buffer | undefined): Promise<StunOverTurnProtocol> {
-  const pending = createStunOverTurnClient(
-    { address: [server.host, server.port], username: server.username, password: server.password },
-    {
-      transport: server.transport,
-      // turns: checks the server's certificate against its host name (or IP), with the system roots or tlsCa.
-      ...(server.transport === 'tls' ? { tlsOptions: { ...(isIP(server.host) ? {} : { servername: server.host }), ...(tlsCa ? { ca: tlsCa } : {}) } } : {}),
-      ...(internals.options.portRange ? { portRange: internals.options.portRange } : {}),
-      ...(internals.options.interfaceAddresses ? { interfaceAddresses: internals.options.interfaceAddresses as never } : {}),
-    },
-  )
+/** An allocation on one server; one that completes after its timeout is released, not leaked; the agent's close ends it. */
+function allocate(internals: ConnectionInternals, server: TurnServer, options: ServerGatheringOptions): Promise<StunOverTurnProtocol> {
+  const pending = allocateTurn(server, {
+    ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
+    ...(internals.options.portRange ? { portRange: internals.options.portRange } : {}),
+    ...(internals.options.interfaceAddresses ? { interfaceAddresses: internals.options.interfaceAddresses } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  })
   return pending.catch((err: unknown) => {
     throw new Error(describeTurnError(err))
   })
