@@ -195,11 +195,12 @@ export async function stopProcess(proc) {
 }
 
 /**
- * Forks bench/client.js with a task; resolves with its single result message. The client exits when done,
- * and also when we disconnect (so it never outlives the orchestrator's IPC channel).
+ * Forks a bench child (bench/client.js unless `script` names another file in bench/) with a task; `next(type)`
+ * resolves with its message of that type. The child exits when done, and also when we disconnect (so it
+ * never outlives the orchestrator's IPC channel).
  */
-export function runClient(task, timeoutMs) {
-  const child = track(fork(join(BENCH_DIR, 'client.js'), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+export function runClient(task, timeoutMs, script = 'client.js') {
+  const child = track(fork(join(BENCH_DIR, script), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const handle = {
     child,
     pid: child.pid,

@@ -1,0 +1,229 @@
+// A latency measuring process, forked by bench/latency.js, that does nothing but its one job, so that no
+// other work of the harness lands in the tail it measures:
+//
+//   publisher   one connection (bare node:http2); publishes one pre-sealed envelope to one key, open loop at `rate`/s (every
+//               envelope that is due goes out on a 1 ms timer, whether or not earlier ones were answered).
+//               Each envelope carries its send time and sequence number in its nonce bytes (the server
+//               relays the bytes untouched). It counts refused (RESOURCE_EXHAUSTED) and failed publishes and
+//               how far behind its schedule it sent. Against the echo reference (`target: 'echo'`) the
+//               answer comes back to it, and answer − send is the latency.
+//   subscriber  one connection, one Subscribe stream to the publisher's key; arrival − send per sequence
+//               number, lost (never arrived), late (> lateMs) and duplicated envelopes.
+//
+// Clock: process.hrtime.bigint() is CLOCK_MONOTONIC, one clock for every process on the machine, so a send
+// time written by the publisher is comparable with an arrival time read by the subscriber without an offset
+// handshake. (A negative latency would prove otherwise; it is counted and fails the run.)
+//
+// Protocol over IPC: task → {type:'ready', …}; publisher: {type:'go'} → {type:'result'};
+// subscriber: {type:'report', waitMs} → {type:'result'} once every envelope arrived or waitMs passed.
+import { connect } from 'node:http2'
+import { Client, credentials, status } from '@grpc/grpc-js'
+import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
+import { sealMessage } from '../dist/core/envelope.js'
+import { PrivateKey } from '../dist/core/keys.js'
+import { messageOfSize } from './payload.js'
+
+const PATHS = {
+  signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
+  echo: { publish: '/bench.Echo/Echo' },
+}
+const identity = (b) => b
+
+/** The nonce of every envelope: [send time, ns, u64 LE][sequence number, u32 LE][MARK]. */
+const STAMP_BYTES = 12
+const MARK = Buffer.alloc(24 - STAMP_BYTES, 0xab)
+
+let client
+function send(m) {
+  if (process.connected) process.send(m)
+}
+function shutdown(code) {
+  client?.close()
+  process.exitCode = code
+  setTimeout(() => process.exit(code), 50).unref()
+}
+process.on('disconnect', () => shutdown(0))
+
+function nextMessage(type) {
+  return new Promise((resolve) => {
+    const on = (m) => {
+      if (m.type !== type) return
+      process.off('message', on)
+      resolve(m)
+    }
+    process.on('message', on)
+  })
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const nowNs = () => process.hrtime.bigint()
+
+/**
+ * What one side saw of the measured window (sequence numbers warmupCount … total−1): latencies in ms by
+ * sequence number, NaN where nothing arrived.
+ */
+function windowStats(latencies, warmupCount, lateMs) {
+  const measured = latencies.subarray(warmupCount)
+  const arrived = measured.filter((x) => !Number.isNaN(x)).sort()
+  const at = (p) => (arrived.length ? arrived[Math.min(arrived.length, Math.max(1, Math.ceil((p / 100) * arrived.length))) - 1] : NaN)
+  return {
+    measured: measured.length,
+    arrived: arrived.length,
+    lost: measured.length - arrived.length,
+    late: arrived.filter((x) => x > lateMs).length,
+    negative: arrived.filter((x) => x < 0).length,
+    p50: at(50),
+    p99: at(99),
+    p999: at(99.9),
+    max: arrived.length ? arrived[arrived.length - 1] : NaN,
+  }
+}
+
+/**
+ * One HTTP/2 connection speaking bare gRPC unary calls: at 5,000/s a grpc-js client spends most of a core on
+ * per-call set-up (finding 6), which would put the publisher's own backlog into the figures; a raw
+ * node:http2 request with the body framed once costs a fraction. Calls `done(grpcStatus, message)`; status
+ * -1: the stream failed without a gRPC status.
+ */
+function rawUnaryClient(address, path) {
+  const session = connect(`http://${address}`)
+  session.on('error', () => {}) // each call reports its own failure
+  return {
+    call(body, done) {
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' })
+      let code
+      let message = ''
+      const read = (headers) => {
+        if (headers['grpc-status'] === undefined) return
+        code = Number(headers['grpc-status'])
+        message = headers['grpc-message'] ?? ''
+      }
+      req.on('response', read)
+      req.on('trailers', read)
+      req.on('data', () => {})
+      req.on('error', () => {})
+      req.on('close', () => done(code ?? -1, code === undefined ? `stream closed (HTTP/2 code ${req.rstCode})` : decodeURIComponent(message)))
+      req.end(body)
+    },
+    close: () => session.close(),
+  }
+}
+
+async function publisher(task) {
+  const { address, target, rate, total, warmupCount, lateMs, messageBytes } = task
+  const to = PrivateKey.generate()
+  const envelope = sealMessage(messageOfSize(messageBytes), PrivateKey.generate(), to.publicKey, { nonce: Buffer.alloc(24, 0xab) })
+  const encoded = Buffer.from(Envelope.encode(envelope).finish())
+  // The gRPC length-prefixed message, built once: flag 0, 4-byte big-endian length, the envelope.
+  const template = Buffer.alloc(5 + encoded.length)
+  template.writeUInt32BE(encoded.length, 1)
+  encoded.copy(template, 5)
+  const stampOffset = encoded.indexOf(Buffer.alloc(24, 0xab))
+  client = rawUnaryClient(address, PATHS[target].publish)
+  // One call first, so connection set-up is not in the figures (nobody listens to this key yet).
+  const warm = await new Promise((resolve) => client.call(template, (code, message) => resolve({ code, message })))
+  if (warm.code !== status.OK) throw new Error(`first publish: ${status[warm.code] ?? warm.code} ${warm.message}`)
+  send({ type: 'ready', recipient: Buffer.from(to.publicKey.bytes).toString('hex'), stampOffset, envelopeBytes: encoded.length })
+  await nextMessage('go')
+
+  const answered = new Float64Array(total).fill(NaN) // answer − send, ms
+  const behind = new Float64Array(total) // send − schedule, ms
+  let sent = 0
+  let answers = 0
+  let refused = 0
+  let failed = 0
+  let firstError
+  const publish = (seq, sentAt) => {
+    const body = Buffer.allocUnsafe(template.length)
+    template.copy(body)
+    body.writeBigUInt64LE(sentAt, 5 + stampOffset)
+    body.writeUInt32LE(seq, 5 + stampOffset + 8)
+    client.call(body, (code, message) => {
+      answers++
+      if (code === status.OK) return void (answered[seq] = Number(nowNs() - sentAt) / 1e6)
+      if (code === status.RESOURCE_EXHAUSTED) refused++
+      else failed++
+      firstError ??= `${status[code] ?? code}: ${message}`
+    })
+  }
+  const start = nowNs()
+  const periodNs = 1e9 / rate
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = nowNs()
+      const due = Math.min(total, Math.floor(Number(now - start) / periodNs) + 1)
+      while (sent < due) {
+        const sentAt = nowNs()
+        behind[sent] = (Number(sentAt - start) - sent * periodNs) / 1e6
+        publish(sent, sentAt)
+        sent++
+      }
+      if (sent >= total) resolve()
+      else setTimeout(tick, 1)
+    }
+    tick()
+  })
+  // Answers still on their way: a bounded wait, then whatever is missing counts as unanswered.
+  for (let waited = 0; answers < sent && waited < lateMs + 1000; waited += 10) await sleep(10)
+  const lag = Float64Array.from(behind.subarray(warmupCount)).sort()
+  send({
+    type: 'result',
+    sent,
+    refused,
+    failed,
+    unanswered: sent - answers,
+    firstError,
+    behindScheduleMs: { p99: lag[Math.max(0, Math.ceil(0.99 * lag.length) - 1)], max: lag[lag.length - 1] },
+    // signal: the Publish call's own round trip (not the figure); echo: the figure.
+    answer: windowStats(answered, warmupCount, lateMs),
+  })
+}
+
+async function subscriber(task) {
+  const { address, recipient, stampOffset, envelopeBytes, total, warmupCount, lateMs } = task
+  const key = Buffer.from(recipient, 'hex')
+  const latencies = new Float64Array(total).fill(NaN)
+  let received = 0
+  let duplicates = 0
+  let foreign = 0
+  const stampOf = (frame) => {
+    // The relayed bytes are the published bytes; decode only if the server ever re-encoded them.
+    if (frame.length === envelopeBytes && frame.subarray(stampOffset + STAMP_BYTES, stampOffset + 24).equals(MARK)) return frame.subarray(stampOffset, stampOffset + 24)
+    const nonce = Envelope.decode(frame).contents?.nonce
+    return nonce && Buffer.from(nonce).subarray(STAMP_BYTES).equals(MARK) ? Buffer.from(nonce) : undefined
+  }
+  client = new Client(address, credentials.createInsecure())
+  await new Promise((resolve, reject) => {
+    const call = client.makeServerStreamRequest(PATHS.signal.subscribe, identity, identity, Buffer.from(SubscribeParams.encode({ key }).finish()))
+    let synced = false
+    call.on('data', (frame) => {
+      const now = nowNs()
+      if (!synced) return (synced = true), resolve()
+      const stamp = stampOf(frame)
+      const seq = stamp?.readUInt32LE(8)
+      if (stamp === undefined || seq >= total) return void foreign++
+      if (!Number.isNaN(latencies[seq])) return void duplicates++
+      latencies[seq] = Number(now - stamp.readBigUInt64LE(0)) / 1e6
+      received++
+    })
+    call.on('error', (err) => (synced ? send({ type: 'error', message: `subscribe stream ended: ${err.message}` }) : reject(err)))
+  })
+  send({ type: 'ready' })
+  const { waitMs } = await nextMessage('report')
+  for (let waited = 0; received < total && waited < waitMs; waited += 10) await sleep(10)
+  send({ type: 'result', ...windowStats(latencies, warmupCount, lateMs), duplicates, foreign })
+}
+
+const ROLES = { publisher, subscriber }
+
+process.once('message', async (task) => {
+  process.on('message', (m) => m.type === 'stop' && shutdown(0))
+  try {
+    const role = ROLES[task.role]
+    if (!role) throw new Error(`unknown role ${task.role}`)
+    await role(task)
+  } catch (err) {
+    send({ type: 'error', message: err.stack ?? String(err) })
+    shutdown(1)
+  }
+})

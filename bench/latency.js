@@ -1,0 +1,150 @@
+// The latency rows (section `latency`): publish → deliver through `signal`, measured by two processes that
+// do nothing else (bench/latency-peer.js: one publisher on one connection, open loop at a fixed rate; one
+// subscriber with one Subscribe stream), the send time carried inside each envelope. Reference in the same
+// run: the same publisher process, same pacing, calling the grpc-js echo server (bench/echo-server.js),
+// latency = answer − send.
+//
+// Honesty rules (issue 12): the server's per-connection publish limit is raised explicitly and the row says
+// so; every row says how many publishes were refused, lost or late; a refused, failed, lost or duplicated
+// publish fails the section (and so the run) with a message naming the rows; a reference whose own
+// percentile is worse than ours gives "reference noisy", never a ratio.
+import { runClient, startEcho, startSignal, stopClient, stopProcess } from './lib.js'
+
+/** The limits that would otherwise refuse a single publisher at 5,000/s (default 200/s, burst 400). */
+export const LATENCY_SIGNAL_FLAGS = ['--publish-rate', '1000000', '--publish-burst', '1000000', '--log-level', 'warn']
+const PEER = 'latency-peer.js'
+const PERCENTILES = [
+  { key: 'p50', label: 'p50', target: () => null },
+  { key: 'p99', label: 'p99', target: (rate) => (rate === 1000 ? 2 : null) },
+  { key: 'p999', label: 'p99.9', target: (rate) => (rate === 1000 ? 10 : null) },
+]
+
+/** One paced run against `target` ('signal' or 'echo'): what arrived, and what the publisher saw. */
+async function measureOnce(target, address, { rate, warmupMs, measureMs }, { lateMs, messageBytes }) {
+  const warmupCount = Math.round((warmupMs * rate) / 1000)
+  const total = warmupCount + Math.round((measureMs * rate) / 1000)
+  const timeoutMs = warmupMs + measureMs + lateMs + 20_000
+  const common = { target, address, total, warmupCount, lateMs }
+  const publisher = runClient({ mode: `latency publisher (${target})`, role: 'publisher', rate, messageBytes, ...common }, timeoutMs, PEER)
+  let subscriber
+  try {
+    const ready = await publisher.next('ready')
+    if (target === 'signal') {
+      subscriber = runClient({ mode: 'latency subscriber', role: 'subscriber', recipient: ready.recipient, stampOffset: ready.stampOffset, envelopeBytes: ready.envelopeBytes, ...common }, timeoutMs, PEER)
+      await subscriber.next('ready')
+    }
+    const published = publisher.next('result')
+    publisher.send({ type: 'go' })
+    const pub = await published
+    let seen = pub.answer
+    if (subscriber) {
+      const report = subscriber.next('result')
+      subscriber.send({ type: 'report', waitMs: lateMs + 1000 })
+      seen = await report
+    }
+    return {
+      ...seen,
+      sent: pub.sent,
+      refused: pub.refused,
+      failed: pub.failed,
+      unanswered: pub.unanswered,
+      firstError: pub.firstError,
+      behindScheduleMs: pub.behindScheduleMs,
+      ...(subscriber ? { publishAnswer: pub.answer } : {}),
+    }
+  } finally {
+    await Promise.all([stopClient(publisher), stopClient(subscriber)])
+  }
+}
+
+/** What must not happen in a latency run; empty when the run is clean. */
+function problems(r) {
+  const found = []
+  if (r.refused) found.push(`${r.refused} refused`)
+  if (r.failed) found.push(`${r.failed} failed`)
+  if (r.unanswered) found.push(`${r.unanswered} unanswered`)
+  if (r.lost) found.push(`${r.lost} of ${r.measured} lost`)
+  if (r.duplicates) found.push(`${r.duplicates} delivered twice`)
+  if (r.foreign) found.push(`${r.foreign} unexpected frames`)
+  if (r.negative) found.push(`${r.negative} negative latencies (clock)`)
+  if (found.length && r.firstError) found.push(`first error ${r.firstError}`)
+  return found
+}
+
+const round = (x, digits) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x)
+const count = (n) => n.toLocaleString('en-US')
+
+/**
+ * `cfg`: { runs: [{ rate, warmupMs, measureMs }], lateMs, messageBytes }. Adds p50/p99/p99.9 rows per rate;
+ * throws (after adding them) when any run refused, failed or lost publishes.
+ */
+export async function latency({ cfg, row, log, notes }) {
+  let signal, echo
+  const failures = []
+  try {
+    signal = await startSignal(LATENCY_SIGNAL_FLAGS)
+    echo = await startEcho()
+    for (const run of cfg.runs) {
+      log(`latency at ${run.rate}/s: one publisher process, one subscriber process`)
+      const ours = await measureOnce('signal', signal.address, run, cfg)
+      const ref = await measureOnce('echo', echo.address, run, cfg)
+      const rate = count(run.rate)
+      for (const [who, r] of [['signal', ours], ['echo reference', ref]]) {
+        const found = problems(r)
+        if (found.length) failures.push(`latency-*-${run.rate} (${who}): ${found.join(', ')}`)
+        if (r.behindScheduleMs.max > 50) {
+          notes.push(`latency ${run.rate}/s (${who}): the publisher sent up to ${round(r.behindScheduleMs.max, 1)} ms behind its schedule (p99 ${round(r.behindScheduleMs.p99, 2)} ms); latencies count from the actual send`)
+        }
+      }
+      const accounting = `${count(ours.measured)} measured: ${ours.refused} refused, ${ours.lost} lost, ${ours.late} late > ${cfg.lateMs} ms`
+      const detail = {
+        signalFlags: LATENCY_SIGNAL_FLAGS.join(' '),
+        lateMs: cfg.lateMs,
+        warmupMs: run.warmupMs,
+        measureMs: run.measureMs,
+        signal: summary(ours),
+        echo: summary(ref),
+      }
+      for (const p of PERCENTILES) {
+        const target = p.target(run.rate)
+        row({
+          id: `latency-${p.key}-${run.rate}`,
+          name: `publish→deliver ${p.label} at ${rate}/s, dedicated publisher + subscriber processes, signal ${LATENCY_SIGNAL_FLAGS.slice(0, 4).join(' ')} (${accounting})`,
+          value: ours[p.key],
+          unit: 'ms',
+          reference: ref[p.key],
+          referenceName: `grpc-js echo round trip ${p.label}, dedicated publisher process, same pacing (${ref.refused + ref.failed} refused, ${ref.lost} lost, ${ref.late} late)`,
+          // A reference worse than us at this percentile is noise on its side: a ratio would flatter us.
+          ...(ref[p.key] > ours[p.key] ? { ratio: 'reference noisy' } : {}),
+          target: target === null ? null : `≤ ${target} ms`,
+          ...(target === null ? {} : { check: (v) => v <= target }),
+          detail,
+        })
+      }
+    }
+  } finally {
+    await stopProcess(signal)
+    await stopProcess(echo)
+  }
+  if (failures.length) throw new Error(`publishes refused or lost, so these latency rows do not hold: ${failures.join('; ')}`)
+}
+
+function summary(r) {
+  const ms = (x) => round(x, 3)
+  return {
+    sent: r.sent,
+    measured: r.measured,
+    arrived: r.arrived,
+    refused: r.refused,
+    failed: r.failed,
+    lost: r.lost,
+    late: r.late,
+    duplicates: r.duplicates ?? 0,
+    p50: ms(r.p50),
+    p99: ms(r.p99),
+    p999: ms(r.p999),
+    max: ms(r.max),
+    behindScheduleMs: { p99: ms(r.behindScheduleMs.p99), max: ms(r.behindScheduleMs.max) },
+    ...(r.publishAnswer ? { publishAnswerMs: { p50: ms(r.publishAnswer.p50), p99: ms(r.publishAnswer.p99), p999: ms(r.publishAnswer.p999) } } : {}),
+  }
+}
