@@ -132,6 +132,7 @@ async function publisher(task) {
   let answers = 0
   let refused = 0
   let failed = 0
+  let notAcceptedMeasured = 0 // refused or failed in the measured window: never delivered, so not "lost"
   let firstError
   const publish = (seq, sentAt) => {
     const body = Buffer.allocUnsafe(template.length)
@@ -141,6 +142,7 @@ async function publisher(task) {
     client.call(body, (code, message) => {
       answers++
       if (code === status.OK) return void (answered[seq] = Number(nowNs() - sentAt) / 1e6)
+      if (seq >= warmupCount) notAcceptedMeasured++
       if (code === status.RESOURCE_EXHAUSTED) refused++
       else failed++
       firstError ??= `${status[code] ?? code}: ${message}`
@@ -172,6 +174,7 @@ async function publisher(task) {
     refused,
     failed,
     unanswered: sent - answers,
+    notAcceptedMeasured,
     firstError,
     behindScheduleMs: { p99: lag[Math.max(0, Math.ceil(0.99 * lag.length) - 1)], max: lag[lag.length - 1] },
     // signal: the Publish call's own round trip (not the figure); echo: the figure.
