@@ -7,7 +7,7 @@
 //               relays the bytes untouched). It counts refused (RESOURCE_EXHAUSTED) and failed publishes and
 //               how far behind its schedule it sent. Against the echo reference (`target: 'echo'`) the
 //               answer comes back to it, and answer − send is the latency.
-//   subscriber  one connection, one Subscribe stream to the publisher's key; arrival − send per sequence
+//   subscriber  one connection (bare node:http2), one Subscribe stream to the publisher's key; arrival − send per sequence
 //               number, lost (never arrived), late (> lateMs) and duplicated envelopes.
 //
 // Clock: process.hrtime.bigint() is CLOCK_MONOTONIC, one clock for every process on the machine, so a send
@@ -17,7 +17,7 @@
 // Protocol over IPC: task → {type:'ready', …}; publisher: {type:'go'} → {type:'result'};
 // subscriber: {type:'report', waitMs} → {type:'result'} once every envelope arrived or waitMs passed.
 import { connect } from 'node:http2'
-import { Client, credentials, status } from '@grpc/grpc-js'
+import { status } from '@grpc/grpc-js'
 import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
 import { sealMessage } from '../dist/core/envelope.js'
 import { PrivateKey } from '../dist/core/keys.js'
@@ -27,7 +27,6 @@ const PATHS = {
   signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
   echo: { publish: '/bench.Echo/Echo' },
 }
-const identity = (b) => b
 
 /** The nonce of every envelope: [send time, ns, u64 LE][sequence number, u32 LE][MARK]. */
 const STAMP_BYTES = 12
@@ -79,33 +78,72 @@ function windowStats(latencies, warmupCount, lateMs) {
   }
 }
 
+/** A gRPC length-prefixed message: flag 0, 4-byte big-endian length, the bytes. */
+function grpcFrame(bytes) {
+  const frame = Buffer.alloc(5 + bytes.length)
+  frame.writeUInt32BE(bytes.length, 1)
+  frame.set(bytes, 5)
+  return frame
+}
+
 /**
- * One HTTP/2 connection speaking bare gRPC unary calls: at 5,000/s a grpc-js client spends most of a core on
- * per-call set-up (finding 6), which would put the publisher's own backlog into the figures; a raw
- * node:http2 request with the body framed once costs a fraction. Calls `done(grpcStatus, message)`; status
- * -1: the stream failed without a gRPC status.
+ * One HTTP/2 connection speaking bare gRPC (node:http2): at 5,000/s a grpc-js client spends most of a core on
+ * per-call set-up (finding 6), which would put the measuring process's own backlog into the figures; a raw
+ * request with the body framed once costs a fraction, and the subscriber reads its arrival time off the
+ * DATA chunk, before any library work.
  */
-function rawUnaryClient(address, path) {
+function rawConnection(address) {
   const session = connect(`http://${address}`)
-  session.on('error', () => {}) // each call reports its own failure
+  // Why the connection ended, if it did: every call after that fails with this reason.
+  let ended
+  session.on('error', (err) => (ended ??= `connection failed: ${err.code ?? err.message}`))
+  session.on('goaway', (code) => (ended ??= `server sent GOAWAY (HTTP/2 code ${code})`))
+  session.on('close', () => (ended ??= 'connection closed'))
+  const open = (path, body) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' })
+    req.on('error', () => {}) // reported by 'close' with the status
+    req.end(body)
+    return req
+  }
+  /** `onClose(grpcStatus, message)`; status -1: the stream ended without a gRPC status. */
+  const onStatus = (req, onClose) => {
+    let code
+    let message = ''
+    const read = (headers) => {
+      if (headers['grpc-status'] === undefined) return
+      code = Number(headers['grpc-status'])
+      message = decodeURIComponent(headers['grpc-message'] ?? '')
+    }
+    req.on('response', read)
+    req.on('trailers', read)
+    req.on('close', () => onClose(code ?? -1, code === undefined ? `stream closed (HTTP/2 code ${req.rstCode}${ended ? `; ${ended}` : ''})` : message))
+  }
   return {
-    call(body, done) {
-      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' })
-      let code
-      let message = ''
-      const read = (headers) => {
-        if (headers['grpc-status'] === undefined) return
-        code = Number(headers['grpc-status'])
-        message = headers['grpc-message'] ?? ''
-      }
-      req.on('response', read)
-      req.on('trailers', read)
+    /** A unary call: `done(grpcStatus, message)`. */
+    unary(path, body, done) {
+      if (session.destroyed || session.closed) return void queueMicrotask(() => done(-1, ended ?? 'connection closed'))
+      const req = open(path, body)
       req.on('data', () => {})
-      req.on('error', () => {})
-      req.on('close', () => done(code ?? -1, code === undefined ? `stream closed (HTTP/2 code ${req.rstCode})` : decodeURIComponent(message)))
-      req.end(body)
+      onStatus(req, done)
     },
-    close: () => session.close(),
+    /** A server stream: `onMessage(bytes, arrivedNs)` per gRPC message, however DATA splits them. */
+    serverStream(path, body, onMessage, onClose) {
+      const req = open(path, body)
+      let pending = Buffer.alloc(0)
+      req.on('data', (chunk) => {
+        const arrived = nowNs()
+        const buf = pending.length ? Buffer.concat([pending, chunk]) : chunk
+        let at = 0
+        while (buf.length - at >= 5 && buf.length - at - 5 >= buf.readUInt32BE(at + 1)) {
+          const end = at + 5 + buf.readUInt32BE(at + 1)
+          onMessage(buf.subarray(at + 5, end), arrived)
+          at = end
+        }
+        pending = buf.subarray(at)
+      })
+      onStatus(req, onClose)
+    },
+    close: () => session.destroy(),
   }
 }
 
@@ -114,14 +152,12 @@ async function publisher(task) {
   const to = PrivateKey.generate()
   const envelope = sealMessage(messageOfSize(messageBytes), PrivateKey.generate(), to.publicKey, { nonce: Buffer.alloc(24, 0xab) })
   const encoded = Buffer.from(Envelope.encode(envelope).finish())
-  // The gRPC length-prefixed message, built once: flag 0, 4-byte big-endian length, the envelope.
-  const template = Buffer.alloc(5 + encoded.length)
-  template.writeUInt32BE(encoded.length, 1)
-  encoded.copy(template, 5)
+  const template = grpcFrame(encoded) // built once; each publish copies it and writes the stamp
   const stampOffset = encoded.indexOf(Buffer.alloc(24, 0xab))
-  client = rawUnaryClient(address, PATHS[target].publish)
+  const path = PATHS[target].publish
+  client = rawConnection(address)
   // One call first, so connection set-up is not in the figures (nobody listens to this key yet).
-  const warm = await new Promise((resolve) => client.call(template, (code, message) => resolve({ code, message })))
+  const warm = await new Promise((resolve) => client.unary(path, template, (code, message) => resolve({ code, message })))
   if (warm.code !== status.OK) throw new Error(`first publish: ${status[warm.code] ?? warm.code} ${warm.message}`)
   send({ type: 'ready', recipient: Buffer.from(to.publicKey.bytes).toString('hex'), stampOffset, envelopeBytes: encoded.length })
   await nextMessage('go')
@@ -139,7 +175,7 @@ async function publisher(task) {
     template.copy(body)
     body.writeBigUInt64LE(sentAt, 5 + stampOffset)
     body.writeUInt32LE(seq, 5 + stampOffset + 8)
-    client.call(body, (code, message) => {
+    client.unary(path, body, (code, message) => {
       answers++
       if (code === status.OK) return void (answered[seq] = Number(nowNs() - sentAt) / 1e6)
       if (seq >= warmupCount) notAcceptedMeasured++
@@ -195,21 +231,24 @@ async function subscriber(task) {
     const nonce = Envelope.decode(frame).contents?.nonce
     return nonce && Buffer.from(nonce).subarray(STAMP_BYTES).equals(MARK) ? Buffer.from(nonce) : undefined
   }
-  client = new Client(address, credentials.createInsecure())
+  client = rawConnection(address)
   await new Promise((resolve, reject) => {
-    const call = client.makeServerStreamRequest(PATHS.signal.subscribe, identity, identity, Buffer.from(SubscribeParams.encode({ key }).finish()))
     let synced = false
-    call.on('data', (frame) => {
-      const now = nowNs()
+    const onMessage = (frame, arrived) => {
       if (!synced) return (synced = true), resolve()
       const stamp = stampOf(frame)
       const seq = stamp?.readUInt32LE(8)
       if (stamp === undefined || seq >= total) return void foreign++
       if (!Number.isNaN(latencies[seq])) return void duplicates++
-      latencies[seq] = Number(now - stamp.readBigUInt64LE(0)) / 1e6
+      latencies[seq] = Number(arrived - stamp.readBigUInt64LE(0)) / 1e6
       received++
-    })
-    call.on('error', (err) => (synced ? send({ type: 'error', message: `subscribe stream ended: ${err.message}` }) : reject(err)))
+    }
+    const onClose = (code, message) => {
+      const why = `subscribe stream ended: ${status[code] ?? code} ${message}`
+      if (synced) send({ type: 'error', message: why })
+      else reject(new Error(why))
+    }
+    client.serverStream(PATHS.signal.subscribe, grpcFrame(SubscribeParams.encode({ key }).finish()), onMessage, onClose)
   })
   send({ type: 'ready' })
   const { waitMs } = await nextMessage('report')

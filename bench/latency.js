@@ -12,6 +12,8 @@ import { runClient, startEcho, startSignal, stopClient, stopProcess } from './li
 
 /** The limits that would otherwise refuse a single publisher at 5,000/s (default 200/s, burst 400). */
 export const LATENCY_LIMIT_FLAGS = ['--publish-rate', '1000000', '--publish-burst', '1000000']
+/** Quiet logs; metrics only to read the drop counters, which say where a lost envelope went. */
+const SIGNAL_FLAGS = ['--log-level', 'warn', '--metrics', '127.0.0.1:0']
 const PEER = 'latency-peer.js'
 const PERCENTILES = [
   { key: 'p50', label: 'p50', target: () => null },
@@ -65,12 +67,18 @@ function problems(r) {
   if (r.refused) found.push(`${r.refused} refused`)
   if (r.failed) found.push(`${r.failed} failed`)
   if (r.unanswered) found.push(`${r.unanswered} unanswered`)
-  if (r.lost) found.push(`${r.lost} of ${r.measured} lost`)
+  if (r.lost) found.push(`${r.lost} of ${r.measured} lost${droppedText(r)}`)
   if (r.duplicates) found.push(`${r.duplicates} delivered twice`)
   if (r.foreign) found.push(`${r.foreign} unexpected frames`)
   if (r.negative) found.push(`${r.negative} negative latencies (clock)`)
   if (found.length && r.firstError) found.push(`first error ${r.firstError}`)
   return found
+}
+
+/** ' (the server dropped 803: queue_full 803)' when the server counted drops during the run. */
+function droppedText(r) {
+  const entries = Object.entries(r.serverDropped ?? {})
+  return entries.length ? ` (the server dropped ${entries.map(([reason, n]) => `${n} ${reason}`).join(', ')})` : ''
 }
 
 const round = (x, digits) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x)
@@ -86,23 +94,25 @@ export async function latency({ cfg, row, log, notes }) {
   let signal, echo
   const failures = []
   try {
-    signal = await startSignal([...limits, '--log-level', 'warn'])
+    signal = await startSignal([...limits, ...SIGNAL_FLAGS])
     echo = await startEcho()
     for (const run of cfg.runs) {
       log(`latency at ${run.rate}/s: one publisher process, one subscriber process`)
+      const droppedBefore = await serverDrops(signal)
       const ours = await measureOnce('signal', signal.address, run, cfg)
+      ours.serverDropped = difference(await serverDrops(signal), droppedBefore)
       const ref = await measureOnce('echo', echo.address, run, cfg)
       const rate = count(run.rate)
       for (const [who, r] of [['signal', ours], ['echo reference', ref]]) {
         const found = problems(r)
-        if (found.length) failures.push(`latency-*-${run.rate} (${who}): ${found.join(', ')}`)
+        if (found.length) failures.push(`latency-*-${run.rate} (${who}): ${found.join(', ')}${who === 'signal' ? lastServerLines(signal) : ''}`)
         if (r.behindScheduleMs.max > 50) {
           notes.push(`latency ${run.rate}/s (${who}): the publisher sent up to ${round(r.behindScheduleMs.max, 1)} ms behind its schedule (p99 ${round(r.behindScheduleMs.p99, 2)} ms); latencies count from the actual send`)
         }
       }
-      const accounting = `${count(ours.sent)} sent, ${count(ours.measured)} measured: ${ours.refused} refused, ${ours.lost} lost, ${ours.late} late > ${cfg.lateMs} ms${ours.failed ? `, ${ours.failed} failed` : ''}`
+      const accounting = `${count(ours.sent)} sent, ${count(ours.measured)} measured: ${ours.refused} refused, ${ours.lost} lost${droppedText(ours)}, ${ours.late} late > ${cfg.lateMs} ms${ours.failed ? `, ${ours.failed} failed` : ''}`
       const detail = {
-        signalFlags: [...limits, '--log-level', 'warn'].join(' '),
+        signalFlags: [...limits, ...SIGNAL_FLAGS].join(' '),
         lateMs: cfg.lateMs,
         warmupMs: run.warmupMs,
         measureMs: run.measureMs,
@@ -133,6 +143,24 @@ export async function latency({ cfg, row, log, notes }) {
   if (failures.length) throw new Error(`publishes refused or lost, so these latency rows do not hold: ${failures.join('; ')}`)
 }
 
+/** signal's envelopes_dropped_total by reason (no_subscriber, queue_full, subscriber_gone), from --metrics. */
+async function serverDrops(server) {
+  const text = await (await fetch(`http://${server.metrics}/metrics`)).text()
+  const drops = {}
+  for (const [, reason, n] of text.matchAll(/^cunicu_signal_envelopes_dropped_total\{reason="([^"]+)"\} (\d+)/gm)) drops[reason] = Number(n)
+  return drops
+}
+
+function difference(after, before) {
+  return Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => n > 0))
+}
+
+/** The server's last log lines (it logs at warn): why it shed a connection or dropped envelopes. */
+function lastServerLines(server) {
+  const lines = server.stderrTail().trim().split('\n').filter(Boolean).slice(-3)
+  return lines.length ? ` [signal's last log lines: ${lines.join(' | ')}]` : ''
+}
+
 function summary(r) {
   const ms = (x) => round(x, 3)
   return {
@@ -144,6 +172,7 @@ function summary(r) {
     lost: r.lost,
     late: r.late,
     duplicates: r.duplicates ?? 0,
+    ...(r.serverDropped ? { serverDropped: r.serverDropped } : {}),
     p50: ms(r.p50),
     p99: ms(r.p99),
     p999: ms(r.p999),
