@@ -17,6 +17,7 @@ import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
 import { sealMessage } from '../dist/core/envelope.js'
 import { PrivateKey } from '../dist/core/keys.js'
 import { messageOfSize } from './payload.js'
+import { nextMessage, onShutdown, send, serveTask, sleep } from './child.js'
 
 const PATHS = {
   signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
@@ -28,28 +29,11 @@ const CHANNEL_OPTIONS = {
   'grpc.use_local_subchannel_pool': 1,
 }
 
-const clients = []
-let stopping = false
-
-function send(m) {
-  if (process.connected) process.send(m)
-}
-
 function newClient(address) {
   const client = new Client(address, credentials.createInsecure(), CHANNEL_OPTIONS)
-  clients.push(client)
+  onShutdown(() => client.close())
   return client
 }
-
-function shutdown(code = 0) {
-  stopping = true
-  for (const c of clients) c.close()
-  // Streams being cancelled may still emit; exit regardless.
-  setTimeout(() => process.exit(code), 50).unref()
-  process.exitCode = code
-}
-
-process.on('disconnect', () => shutdown(0))
 
 const NONCE_MARK = Buffer.alloc(24, 0xab)
 
@@ -82,17 +66,6 @@ function subscribeAll(address, paths, keys, clientFor, onFrame) {
         }),
     ),
   )
-}
-
-function nextMessage(type) {
-  return new Promise((resolve) => {
-    const on = (m) => {
-      if (m.type !== type) return
-      process.off('message', on)
-      resolve(m)
-    }
-    process.on('message', on)
-  })
 }
 
 async function relay(task) {
@@ -150,7 +123,7 @@ async function hold(task) {
   const headers = { ':method': 'POST', ':path': PATHS[target].subscribe, 'content-type': 'application/grpc', te: 'trailers' }
   const sessions = Array.from({ length: channels }, () => {
     const session = connect(`http://${address}`)
-    clients.push({ close: () => session.destroy() })
+    onShutdown(() => session.destroy())
     return session
   })
   await Promise.all(sessions.map((s) => new Promise((resolve, reject) => (s.once('remoteSettings', resolve), s.once('error', reject)))))
@@ -175,20 +148,4 @@ async function hold(task) {
   send({ type: 'held', streams })
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-const MODES = { relay, hold }
-
-process.once('message', async (task) => {
-  process.on('message', (m) => m.type === 'stop' && shutdown(0))
-  try {
-    const mode = MODES[task.mode]
-    if (!mode) throw new Error(`unknown mode ${task.mode}`)
-    await mode(task)
-  } catch (err) {
-    send({ type: 'error', message: err.stack ?? String(err) })
-    shutdown(1)
-  }
-})
+serveTask({ relay, hold }, 'mode')

@@ -22,6 +22,7 @@ import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
 import { sealMessage } from '../dist/core/envelope.js'
 import { PrivateKey } from '../dist/core/keys.js'
 import { messageOfSize } from './payload.js'
+import { nextMessage, onShutdown, send, serveTask, sleep } from './child.js'
 
 const PATHS = {
   signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
@@ -32,29 +33,6 @@ const PATHS = {
 const STAMP_BYTES = 12
 const MARK = Buffer.alloc(24 - STAMP_BYTES, 0xab)
 
-let client
-function send(m) {
-  if (process.connected) process.send(m)
-}
-function shutdown(code) {
-  client?.close()
-  process.exitCode = code
-  setTimeout(() => process.exit(code), 50).unref()
-}
-process.on('disconnect', () => shutdown(0))
-
-function nextMessage(type) {
-  return new Promise((resolve) => {
-    const on = (m) => {
-      if (m.type !== type) return
-      process.off('message', on)
-      resolve(m)
-    }
-    process.on('message', on)
-  })
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const nowNs = () => process.hrtime.bigint()
 
 /**
@@ -155,7 +133,8 @@ async function publisher(task) {
   const template = grpcFrame(encoded) // built once; each publish copies it and writes the stamp
   const stampOffset = encoded.indexOf(Buffer.alloc(24, 0xab))
   const path = PATHS[target].publish
-  client = rawConnection(address)
+  const client = rawConnection(address)
+  onShutdown(client.close)
   // One call first, so connection set-up is not in the figures (nobody listens to this key yet).
   const warm = await new Promise((resolve) => client.unary(path, template, (code, message) => resolve({ code, message })))
   if (warm.code !== status.OK) throw new Error(`first publish: ${status[warm.code] ?? warm.code} ${warm.message}`)
@@ -231,7 +210,8 @@ async function subscriber(task) {
     const nonce = Envelope.decode(frame).contents?.nonce
     return nonce && Buffer.from(nonce).subarray(STAMP_BYTES).equals(MARK) ? Buffer.from(nonce) : undefined
   }
-  client = rawConnection(address)
+  const client = rawConnection(address)
+  onShutdown(client.close)
   await new Promise((resolve, reject) => {
     let synced = false
     const onMessage = (frame, arrived) => {
@@ -256,16 +236,4 @@ async function subscriber(task) {
   send({ type: 'result', ...windowStats(latencies, warmupCount, lateMs), duplicates, foreign })
 }
 
-const ROLES = { publisher, subscriber }
-
-process.once('message', async (task) => {
-  process.on('message', (m) => m.type === 'stop' && shutdown(0))
-  try {
-    const role = ROLES[task.role]
-    if (!role) throw new Error(`unknown role ${task.role}`)
-    await role(task)
-  } catch (err) {
-    send({ type: 'error', message: err.stack ?? String(err) })
-    shutdown(1)
-  }
-})
+serveTask({ publisher, subscriber }, 'role')
