@@ -54,6 +54,8 @@ test('node bench/run.js --quick produces every figure as a finite positive numbe
     for (const field of ['value', 'reference'] as const) {
       expect(Number.isFinite(row[field]) && row[field] > 0, `${row.id}.${field} = ${row[field]}\n${output}`).toBe(true)
     }
+    // A reference with a worse tail than ours must never turn into a flattering ratio (issue 12).
+    if (row.id.startsWith('latency-') && row.reference > row.value) expect(row.ratio, row.id).toBe('reference noisy')
     if (row.ratio === 'reference noisy') {
       // Only where the reference really is worse: a latency row whose reference percentile exceeds ours.
       expect(row.id.startsWith('latency-') && row.reference > row.value, `${row.id}: "reference noisy" with reference ${row.reference} ≤ value ${row.value}`).toBe(true)
