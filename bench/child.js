@@ -1,6 +1,7 @@
 // The side of the IPC protocol every bench child process shares (bench/client.js, bench/latency-peer.js;
 // forked by lib.js runClient): the first message is the task, {type:'stop'} or the orchestrator going away
-// ends the process, and a failure is reported as {type:'error'} before exiting 1.
+// ends the process, {type:'clock'} is answered with our monotonic clock, and a failure is reported as
+// {type:'error'} before exiting 1.
 
 const closers = []
 
@@ -41,6 +42,8 @@ export function serveTask(handlers, key) {
   process.on('disconnect', () => shutdown(0))
   process.once('message', async (task) => {
     process.on('message', (m) => m.type === 'stop' && shutdown(0))
+    // The clock handshake (bench/latency.js): our process.hrtime, to compare with the orchestrator's.
+    process.on('message', (m) => m.type === 'clock' && send({ type: 'clock', ns: String(process.hrtime.bigint()) }))
     try {
       const handler = handlers[task[key]]
       if (!handler) throw new Error(`unknown ${key} ${task[key]}`)

@@ -11,8 +11,8 @@
 //               number, lost (never arrived), late (> lateMs) and duplicated envelopes.
 //
 // Clock: process.hrtime.bigint() is CLOCK_MONOTONIC, one clock for every process on the machine, so a send
-// time written by the publisher is comparable with an arrival time read by the subscriber without an offset
-// handshake. (A negative latency would prove otherwise; it is counted and fails the run.)
+// time written by the publisher is comparable with an arrival time read by the subscriber. bench/latency.js
+// checks that with an offset handshake before each run; a negative latency is counted and fails the run too.
 //
 // Protocol over IPC: task → {type:'ready', …}; publisher: {type:'go'} → {type:'result'};
 // subscriber: {type:'report', waitMs} → {type:'result'} once every envelope arrived or waitMs passed.

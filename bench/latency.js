@@ -31,9 +31,11 @@ async function measureOnce(target, address, { rate, warmupMs, measureMs }, { lat
   let subscriber
   try {
     const ready = await publisher.next('ready')
+    let clock
     if (target === 'signal') {
       subscriber = runClient({ mode: 'latency subscriber', role: 'subscriber', recipient: ready.recipient, stampOffset: ready.stampOffset, envelopeBytes: ready.envelopeBytes, ...common }, timeoutMs, PEER)
       await subscriber.next('ready')
+      clock = await clockDifference(publisher, subscriber)
     }
     const published = publisher.next('result')
     publisher.send({ type: 'go' })
@@ -54,11 +56,39 @@ async function measureOnce(target, address, { rate, warmupMs, measureMs }, { lat
       unanswered: pub.unanswered,
       firstError: pub.firstError,
       behindScheduleMs: pub.behindScheduleMs,
-      ...(subscriber ? { publishAnswer: pub.answer } : {}),
+      ...(subscriber ? { publishAnswer: pub.answer, clock } : {}),
     }
   } finally {
     await Promise.all([stopClient(publisher), stopClient(subscriber)])
   }
+}
+
+/**
+ * The offset handshake: where a child's process.hrtime stands against ours, from the IPC round trip with the
+ * least delay of 5 (offset = its reading − the middle of the round trip, ± half the round trip).
+ */
+async function clockOffset(child) {
+  let best
+  for (let i = 0; i < 5; i++) {
+    const reply = child.next('clock')
+    const t0 = process.hrtime.bigint()
+    child.send({ type: 'clock' })
+    const { ns } = await reply
+    const t1 = process.hrtime.bigint()
+    if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: BigInt(ns) - (t0 + t1) / 2n }
+  }
+  return { offsetUs: Number(best.offset) / 1e3, uncertaintyUs: Number(best.rtt) / 2e3 }
+}
+
+/**
+ * Subscriber clock − publisher clock. Both read CLOCK_MONOTONIC, one clock for the machine, so this must be 0
+ * within the handshake's uncertainty; the run fails otherwise (latencies would be off by the difference).
+ */
+async function clockDifference(publisher, subscriber) {
+  const [pub, sub] = [await clockOffset(publisher), await clockOffset(subscriber)]
+  const differenceUs = sub.offsetUs - pub.offsetUs
+  const uncertaintyUs = sub.uncertaintyUs + pub.uncertaintyUs
+  return { differenceUs: round(differenceUs, 1), uncertaintyUs: round(uncertaintyUs, 1), shared: Math.abs(differenceUs) <= uncertaintyUs + 50 }
 }
 
 /** What must not happen in a latency run; empty when the run is clean. */
@@ -71,6 +101,7 @@ function problems(r) {
   if (r.duplicates) found.push(`${r.duplicates} delivered twice`)
   if (r.foreign) found.push(`${r.foreign} unexpected frames`)
   if (r.negative) found.push(`${r.negative} negative latencies (clock)`)
+  if (r.clock && !r.clock.shared) found.push(`the processes' clocks differ by ${r.clock.differenceUs} µs (± ${r.clock.uncertaintyUs})`)
   if (found.length && r.firstError) found.push(`first error ${r.firstError}`)
   return found
 }
@@ -178,6 +209,7 @@ function summary(r) {
     p999: ms(r.p999),
     max: ms(r.max),
     behindScheduleMs: { p99: ms(r.behindScheduleMs.p99), max: ms(r.behindScheduleMs.max) },
+    ...(r.clock ? { clock: r.clock } : {}),
     ...(r.publishAnswer ? { publishAnswerMs: { p50: ms(r.publishAnswer.p50), p99: ms(r.publishAnswer.p99), p999: ms(r.publishAnswer.p999) } } : {}),
   }
 }
