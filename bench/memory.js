@@ -51,7 +51,8 @@ async function holdStreams(start, target, streams, c, quick) {
       after.push(rssKiB(server.pid))
       await delay(quick ? 20 : 300)
     }
-    const idleCores = (cpuTicks(server.pid) - idleTicks0) / TICKS_PER_SECOND / ((performance.now() - idle0) / 1000)
+    const idleSeconds = (performance.now() - idle0) / 1000
+    const idleCores = (cpuTicks(server.pid) - idleTicks0) / TICKS_PER_SECOND / idleSeconds
     const afterKiB = median(after)
     return {
       perStreamKiB: (afterKiB - before) / opened,
@@ -61,6 +62,7 @@ async function holdStreams(start, target, streams, c, quick) {
       connections: Math.ceil(opened / c.streamsPerConnection),
       openSeconds: Number(openSeconds.toFixed(1)),
       idleCpuCores: Number(idleCores.toFixed(4)),
+      idleSeconds: Number(idleSeconds.toFixed(2)), // one clock tick (10 ms) in this window is the resolution
     }
   } finally {
     await Promise.all(clients.map(stopClient))
