@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BUNDLE_IMPORT } from '../src/cli/bundle-loader.js'
 
-const LOADER = new URL('../dist/cli/bundle-loader.js', import.meta.url).href
+const LOADER = new URL('../dist/bundle/loader.cjs', import.meta.url).href // what bin/run.js loads
 const CLI = new URL('../bin/run.js', import.meta.url).pathname
 const BUILT_BUNDLE = new URL('../dist/bundle/cli.cjs', import.meta.url).pathname
 

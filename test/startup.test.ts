@@ -28,7 +28,7 @@ async function loaded(args: string[], env: Record<string, string> = {}, bundled 
 const VIEWS = /\/node_modules\/(ink|react|yoga-layout)\//
 const MDNS = /\/node_modules\/(multicast-dns|dns-packet|thunky)\//
 
-const BUNDLE_LOADER = /\/dist\/cli\/bundle-loader\.js/
+const BUNDLE_LOADER = /\/dist\/bundle\/loader\.cjs/
 const UNBUNDLED_CORE = /\/dist\/core\//
 
 describe.each([
