@@ -1,21 +1,25 @@
 // The bundled start (bin/run.js → src/cli/bundle-loader.ts → dist/bundle/cli.cjs): V8's code cache is written
 // when missing, used when valid, replaced when V8 rejects it, and the bundle's dynamic imports (the Ink views,
 // grpc-health-check) work with and without a cache. Each load runs in a fresh node process, as a start does.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { BUNDLE_IMPORT } from '../src/cli/bundle-loader.js'
+import { BUNDLE_IMPORT, codeCacheFile } from '../src/cli/bundle-loader.js'
 
 const LOADER = new URL('../dist/bundle/loader.cjs', import.meta.url).href // what bin/run.js loads
 const CLI = new URL('../bin/run.js', import.meta.url).pathname
 const BUILT_BUNDLE = new URL('../dist/bundle/cli.cjs', import.meta.url).pathname
 
 /** Loads `bundle` in a new process; returns the cache state it reported and what the bundle printed. */
-function load(bundle: string): { cache: string; out: string } {
-  const script = `const { loadBundle } = await import(${JSON.stringify(LOADER)}); const b = loadBundle(${JSON.stringify(bundle)}); console.log('cache=' + b.cache); await b.exports.done`
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, CUNICU_CODE_CACHE: '1' } })
+function load(bundle: string, nodeOptions: string[] = []): { cache: string; out: string } {
+  // A script file, not -e: Node options (execArgv) choose the cache file, and this run should have none.
+  const script = join(dirname(bundle), 'load.mjs')
+  writeFileSync(script, `const { loadBundle } = await import(${JSON.stringify(LOADER)}); const b = loadBundle(${JSON.stringify(bundle)}); console.log('cache=' + b.cache); await b.exports.done`)
+  const env = { ...process.env, CUNICU_CODE_CACHE: '1' }
+  delete env.NODE_OPTIONS
+  const r = spawnSync(process.execPath, [...nodeOptions, script], { encoding: 'utf8', timeout: 20_000, env })
   expect(r.status, r.stderr).toBe(0)
   return { cache: /cache=(\w+)/.exec(r.stdout)?.[1] ?? '', out: r.stdout }
 }
@@ -44,6 +48,41 @@ describe('bundle loader', () => {
     expect(third.out).toContain('imported=function work=4')
     expect(readFileSync(`${bundle}.cache`).equals(before)).toBe(false)
     expect(load(bundle).cache).toBe('accepted')
+
+    // Other Node options (V8 would reject the plain cache): a cache file of their own, the plain one kept.
+    const plain = readFileSync(`${bundle}.cache`)
+    const flagged = load(bundle, ['--stack-size=2000'])
+    expect(flagged.cache).toBe('absent')
+    expect(existsSync(codeCacheFile(bundle, '--stack-size=2000'))).toBe(true)
+    expect(load(bundle, ['--stack-size=2000']).cache).toBe('accepted')
+    expect(readFileSync(`${bundle}.cache`).equals(plain)).toBe(true)
+    expect(load(bundle).cache).toBe('accepted')
+  })
+
+  it('names the cache by the Node options: none is the plain file, each set of options its own', () => {
+    expect(codeCacheFile('/x/cli.cjs', '')).toBe('/x/cli.cjs.cache')
+    const a = codeCacheFile('/x/cli.cjs', '--max-old-space-size=64')
+    const b = codeCacheFile('/x/cli.cjs', '--stack-size=2000')
+    expect(a).toMatch(/^\/x\/cli\.cjs\.[0-9a-f]{12}\.cache$/)
+    expect(a).not.toBe(b)
+    expect(codeCacheFile('/x/cli.cjs', '--stack-size=2000')).toBe(b)
+  })
+
+  it('a run killed before it ends has still written the cache (half a second in)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cunicu-bundle-kill-'))
+    const bundle = join(dir, 'cli.cjs')
+    writeFileSync(bundle, `exports.done = new Promise(() => setInterval(() => {}, 1000))\n`) // runs until killed
+    writeFileSync(join(dir, 'load.mjs'), `const { loadBundle } = await import(${JSON.stringify(LOADER)}); loadBundle(${JSON.stringify(bundle)}); console.log('loaded')`)
+    const env = { ...process.env, CUNICU_CODE_CACHE: '1' }
+    delete env.NODE_OPTIONS
+    const child = spawn(process.execPath, [join(dir, 'load.mjs')], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+      for (let i = 0; i < 50 && !existsSync(`${bundle}.cache`); i++) await new Promise((r) => setTimeout(r, 100))
+      expect(existsSync(`${bundle}.cache`)).toBe(true)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 
   it('the built CLI starts from the bundle with the cache the build wrote; --help and CUNICU_BUNDLE=0 do not', () => {

@@ -1,9 +1,13 @@
 // Runs dist/bundle/cli.cjs with V8's code cache: Node 20 caches no compiled code by itself (its compile
 // cache came in Node 22), so a start would parse and compile ~2 MB of JavaScript again each time. The build
 // writes the cache (scripts/bundle.js runs `demo` once, which uses the code of the peer and server paths);
-// a run whose cache V8 rejects (another Node, a changed bundle) or finds missing writes it anew when it
-// ends. Where the directory is not writable (a global install run by another user) nothing is cached and
-// the start is only slower.
+// a run whose cache V8 rejects (another Node, a changed bundle) or finds missing writes it anew, half a
+// second after its start (a process killed with SIGKILL, as benchmarks and supervisors do, still leaves
+// one) and again when it ends. V8 also rejects a cache made under other flags, so a run with its own Node
+// options (NODE_OPTIONS, node --flag) keeps a cache file of its own instead of replacing the plain one.
+// Where the directory is not writable (a global install run by another user) nothing is cached and the
+// start is only slower.
+import { createHash } from 'node:crypto'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import Module from 'node:module'
 import { dirname } from 'node:path'
@@ -17,8 +21,9 @@ interface BundleExports {
 /**
  * The name the bundle calls instead of `import()` (scripts/bundle.js rewrites its dynamic imports of what
  * stays outside: Ink views, grpc-health-check). A vm.Script's own import() needs Node's experimental
- * vm loader option, which V8's code cache drops; a function of this ES module has none of that. The paths
- * ('../ui/…', package names) resolve from dist/cli as they do from dist/bundle.
+ * vm loader option, which V8's code cache drops; a function of this module (dist/bundle/loader.cjs, beside
+ * the bundle) has none of that, and the paths ('../ui/…', package names) resolve from there as they do
+ * from the bundle.
  */
 export const BUNDLE_IMPORT = '__cunicuImport'
 
@@ -33,9 +38,17 @@ export interface LoadedBundle {
   cache: CodeCacheState
 }
 
-/** Compiles and evaluates the bundle, with `${bundleFile}.cache` if V8 accepts it. */
+/** Where the code cache of `bundleFile` is kept for this process's Node options. */
+export function codeCacheFile(bundleFile: string, nodeOptions = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ').trim()): string {
+  if (!nodeOptions) return `${bundleFile}.cache`
+  return `${bundleFile}.${createHash('sha256').update(nodeOptions).digest('hex').slice(0, 12)}.cache`
+}
+
+const EARLY_WRITE_MS = 500
+
+/** Compiles and evaluates the bundle, with its code cache (codeCacheFile) if V8 accepts it. */
 export function loadBundle(bundleFile: string, useCache = process.env.CUNICU_CODE_CACHE !== '0'): LoadedBundle {
-  const cacheFile = `${bundleFile}.cache`
+  const cacheFile = codeCacheFile(bundleFile)
   let cachedData: Buffer | undefined
   if (useCache) {
     try {
@@ -51,7 +64,10 @@ export function loadBundle(bundleFile: string, useCache = process.env.CUNICU_COD
   const wrapper = script.runInThisContext() as (exports: unknown, require: NodeRequire, module: unknown, filename: string, dirname: string, load: typeof importOnDemand) => void
   wrapper.call(module.exports, module.exports, Module.createRequire(bundleFile), module, bundleFile, dirname(bundleFile), importOnDemand)
   // At exit every function this run used is compiled: that is what the next start should not compile again.
-  if (cache === 'absent' || cache === 'rejected' || process.env.CUNICU_CODE_CACHE === 'write') process.once('exit', () => writeCodeCache(cacheFile, script))
+  if (cache === 'absent' || cache === 'rejected' || process.env.CUNICU_CODE_CACHE === 'write') {
+    setTimeout(() => writeCodeCache(cacheFile, script), EARLY_WRITE_MS).unref()
+    process.once('exit', () => writeCodeCache(cacheFile, script))
+  }
   return { exports: module.exports, cache }
 }
 
