@@ -11,14 +11,12 @@
 // subscriber connection re-subscribes every live channel, and 'recovered' follows.
 import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
+import { channelName, InFlight, untilSubscribed } from './channel.js'
 import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
 
-const CHANNEL_PREFIX = 'cunicu:env:'
 const ORIGIN_BYTES = 8
 /** Reconnect back-off cap: short, since a lost broker splits the cluster until it is back. */
 const RETRY_MAX_MS = 1000
-/** How long join waits for a SUBSCRIBE confirmation before letting the subscriber go live anyway. */
-const JOIN_TIMEOUT_MS = 3000
 
 type RedisClient = ReturnType<typeof createClient>
 
@@ -30,10 +28,6 @@ interface Channel {
   /** SUBSCRIBE confirmed: from then on the client itself re-subscribes it after a reconnect. */
   confirmed: boolean
   pending: Promise<void> | undefined
-}
-
-export function channelName(key: Uint8Array): string {
-  return CHANNEL_PREFIX + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
 }
 
 export class RedisCluster implements Cluster {
@@ -49,7 +43,7 @@ export class RedisCluster implements Cluster {
   #connected = false
   #closed = false
   /** PUBLISH commands not yet answered by Redis. */
-  readonly #inFlight = new Set<Promise<unknown>>()
+  readonly #inFlight = new InFlight()
   #published = 0
   #publishFailed = 0
   #received = 0
@@ -102,13 +96,7 @@ export class RedisCluster implements Cluster {
     const pending = channel.pending
     // While Redis is down the subscriber goes live for this instance's own publishers at once.
     if (channel.confirmed || !pending || !this.#connected) return Promise.resolve()
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, JOIN_TIMEOUT_MS)
-      void pending.finally(() => {
-        clearTimeout(timer)
-        resolve()
-      })
-    })
+    return untilSubscribed(pending)
   }
 
   leave(recipient: Uint8Array): void {
@@ -126,15 +114,11 @@ export class RedisCluster implements Cluster {
       return
     }
     this.#published++
-    const sent: Promise<unknown> = this.#pub
-      .publish(channelName(recipient), Buffer.concat([this.#origin, envelope]))
-      .catch(() => this.#publishFailed++)
-      .finally(() => this.#inFlight.delete(sent))
-    this.#inFlight.add(sent)
+    this.#inFlight.track(this.#pub.publish(channelName(recipient), Buffer.concat([this.#origin, envelope])), () => this.#publishFailed++)
   }
 
-  async flush(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight])
+  flush(): Promise<void> {
+    return this.#inFlight.flush()
   }
 
   stats(): ClusterStats {

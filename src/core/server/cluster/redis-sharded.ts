@@ -1,0 +1,353 @@
+// signal --cluster redis-cluster://HOST:PORT[,HOST:PORT…]: instances share one key space through a Redis
+// Cluster with sharded Pub/Sub (SSUBSCRIBE/SPUBLISH, Redis 7), so each envelope goes to the one shard that
+// owns its channel's slot instead of being broadcast to every node as classic Pub/Sub in a cluster would.
+// The official `redis` client's cluster support (createCluster), loaded only here. One channel per
+// recipient key, as redis-cluster.ts.
+//
+// Exactly once, as redis-cluster.ts: local subscribers are served directly; what goes through Redis carries
+// this instance's random id (skipped on the way back) and a sequence number, so that an envelope arriving
+// twice (subscribed on an old and a new node of a shard for a moment during a failover) is delivered once.
+//
+// The failover trap: node-redis 5.12.1 keeps a shard's sharded subscriptions on one connection to that
+// shard's master. When the master dies and a replica takes over, the client never moves them: the next slot
+// discovery simply destroys the dead node's connection with its listeners, and nothing triggers a discovery
+// unless a command gets MOVED. So on any node error this transport re-discovers the slots itself (every
+// HEAL_INTERVAL_MS until every master answers), and subscribes again each channel whose slot's master is not
+// the node it was subscribed on: ClusterEvent 'lost' → 'recovered' {resubscribed}, stats.rediscoveries,
+// stats.resubscribed.
+import { randomBytes } from 'node:crypto'
+import { createCluster } from 'redis'
+import { channelName, InFlight, untilSubscribed } from './channel.js'
+import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
+import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
+import { keySlot } from './key-slot.js'
+
+const ORIGIN_BYTES = 8
+const SEQUENCE_BYTES = 4
+const HEADER_BYTES = ORIGIN_BYTES + SEQUENCE_BYTES
+/** Sequence numbers per origin remembered for duplicate detection; older ones are delivered unchecked. */
+const DEDUP_WINDOW = 4096
+/** Between slot discoveries while a node is down: about the time a replica needs to be promoted. */
+const HEAL_INTERVAL_MS = 250
+/** Node reconnect back-off cap: short, a lost shard splits the cluster for its keys until it is back. */
+const RETRY_MAX_MS = 1000
+const CONNECT_TIMEOUT_MS = 5000
+/** The whole initial discovery and connection to every master. */
+const START_TIMEOUT_MS = 15_000
+
+type RedisClusterClient = ReturnType<typeof createCluster>
+
+/** The parts of node-redis's slot map used here (documented as `cluster.slots` / `.masters`). */
+interface SlotNode {
+  address: string
+  host: string
+  port: number
+  client?: { isReady: boolean }
+  pubSub?: { client: { isReady: boolean } }
+}
+interface SlotMap {
+  slots: ({ master: SlotNode } | undefined)[]
+  masters: SlotNode[]
+}
+
+interface Channel {
+  name: string
+  slot: number
+  refs: number
+  listener: (message: Buffer) => void
+  /** The master the SSUBSCRIBE was confirmed on; undefined until then or after it failed. */
+  node: SlotNode | undefined
+  pending: Promise<void> | undefined
+}
+
+/** Per origin instance: which of the recent sequence numbers arrived (a bitmap ring). */
+interface SeenWindow {
+  top: number
+  bits: Uint8Array
+}
+
+export class RedisShardedCluster implements Cluster {
+  readonly #url: string
+  readonly #options: ClusterOptions
+  readonly #client: RedisClusterClient
+  readonly #origin = randomBytes(ORIGIN_BYTES)
+  #sequence = 0
+  readonly #channels = new Map<string, Channel>()
+  readonly #seen = new Map<string, SeenWindow>()
+  readonly #inFlight = new InFlight()
+  #everConnected = false
+  #connected = false
+  #closed = false
+  #healTimer: NodeJS.Timeout | undefined
+  #healing = false
+  /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
+  #movedSinceLost = 0
+  #published = 0
+  #publishFailed = 0
+  #received = 0
+  #outages = 0
+  #rediscoveries = 0
+  #resubscribed = 0
+  #duplicates = 0
+
+  private constructor(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions) {
+    this.#url = clusterTargetName(target)
+    this.#options = options
+    const node = ({ host, port }: ClusterNode) => ({ socket: { host, port } })
+    this.#client = createCluster({
+      rootNodes: target.nodes.map(node),
+      defaults: {
+        ...(target.username !== undefined ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        // A publish to a shard that is down fails at once (counted, not replayed late); a subscribe to it
+        // fails too and is retried by the healing discovery.
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout: CONNECT_TIMEOUT_MS,
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RETRY_MAX_MS),
+          ...(target.tls ? { tls: true as const } : {}),
+        },
+      },
+    })
+    // Discovery failures come as 'error', a node's as 'node-error': both mean "look at the topology again".
+    this.#client.on('error', (err: Error) => this.#nodeFailed(err.message || String(err)))
+    this.#client.on('node-error', (err: Error, node: ClusterNode) => this.#nodeFailed(`${formatNode(node)}: ${err.message || String(err)}`))
+    // A slot moved while a channel was subscribed: node-redis moves that one itself; check the rest too.
+    this.#client.on('sharded-shannel-moved-error', () => this.#nodeFailed('a sharded channel moved'))
+  }
+
+  static async connect(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions): Promise<RedisShardedCluster> {
+    const cluster = new RedisShardedCluster(target, options)
+    if (typeof rediscoverOf(cluster.#client) !== 'function') {
+      throw new ClusterError('the installed redis client has no slot rediscovery (node-redis 5.12.x expected)', 'invalid')
+    }
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        cluster.#client.connect(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS))),
+      ])
+      if (!cluster.#allMastersReady()) throw new Error('not every master answered')
+    } catch (err) {
+      await cluster.close()
+      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`, 'unreachable')
+    } finally {
+      clearTimeout(timer)
+    }
+    cluster.#everConnected = true
+    cluster.#connected = true
+    cluster.#emit({ state: 'connected', url: cluster.#url })
+    return cluster
+  }
+
+  join(recipient: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    const name = channelName(recipient)
+    let channel = this.#channels.get(name)
+    if (!channel) {
+      const key = Uint8Array.from(recipient)
+      const created: Channel = { name, slot: keySlot(name), refs: 0, node: undefined, pending: undefined, listener: (message) => this.#onMessage(created, key, message) }
+      channel = created
+      this.#channels.set(name, channel)
+      this.#subscribe(channel)
+    }
+    channel.refs++
+    const pending = channel.pending
+    // While a shard is down the subscriber goes live for this instance's own publishers at once.
+    if (channel.node || !pending || !this.#connected) return Promise.resolve()
+    return untilSubscribed(pending)
+  }
+
+  leave(recipient: Uint8Array): void {
+    const name = channelName(recipient)
+    const channel = this.#channels.get(name)
+    if (!channel || --channel.refs > 0) return
+    this.#channels.delete(name)
+    // If the node is down the listener dies with its connection; #onMessage ignores it meanwhile.
+    if (!this.#closed) this.#client.sUnsubscribe(name, channel.listener, true).catch(() => {})
+  }
+
+  publish(recipient: Uint8Array, envelope: Buffer): void {
+    if (this.#closed) return
+    this.#published++
+    const message = Buffer.allocUnsafe(HEADER_BYTES + envelope.length)
+    this.#origin.copy(message, 0)
+    message.writeUInt32BE(this.#sequence, ORIGIN_BYTES)
+    this.#sequence = (this.#sequence + 1) >>> 0
+    envelope.copy(message, HEADER_BYTES)
+    this.#inFlight.track(this.#client.sPublish(channelName(recipient), message), () => {
+      this.#publishFailed++
+      this.#nodeFailed('a publish failed')
+    })
+  }
+
+  flush(): Promise<void> {
+    return this.#inFlight.flush()
+  }
+
+  stats(): ClusterStats {
+    return {
+      url: this.#url,
+      connected: this.#connected,
+      channels: this.#channels.size,
+      published: this.#published,
+      publishFailed: this.#publishFailed,
+      received: this.#received,
+      outages: this.#outages,
+      rediscoveries: this.#rediscoveries,
+      resubscribed: this.#resubscribed,
+      duplicates: this.#duplicates,
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#connected = false
+    clearTimeout(this.#healTimer)
+    this.#channels.clear()
+    try {
+      this.#client.destroy()
+    } catch {
+      // never connected, or already closed
+    }
+    if (this.#everConnected) this.#emit({ state: 'closed', url: this.#url })
+  }
+
+  #subscribe(channel: Channel): void {
+    const attempt: Promise<void> = this.#client.sSubscribe(channel.name, channel.listener, true).then(
+      () => {
+        if (channel.pending === attempt) channel.pending = undefined
+        // The node it went to: the slot's master now (the client routes by the same map).
+        channel.node = this.#slotMap().slots[channel.slot]?.master
+      },
+      () => {
+        // The shard is down: the healing discovery subscribes it again once the slot has a live master.
+        if (channel.pending === attempt) channel.pending = undefined
+        channel.node = undefined
+        this.#nodeFailed(`subscribing ${channel.name} failed`)
+      },
+    )
+    channel.pending = attempt
+  }
+
+  #onMessage(channel: Channel, key: Uint8Array, message: Buffer): void {
+    // A listener left behind on a connection that came back after leave(): not ours any more.
+    if (this.#closed || message.length <= HEADER_BYTES || this.#channels.get(channel.name) !== channel) return
+    if (message.subarray(0, ORIGIN_BYTES).equals(this.#origin)) return
+    if (this.#isDuplicate(message)) {
+      this.#duplicates++
+      return
+    }
+    this.#received++
+    this.#options.deliver(key, Buffer.from(message.subarray(HEADER_BYTES)))
+  }
+
+  /** Marks (origin, sequence) seen; true if it was already. Out of order within DEDUP_WINDOW is fine. */
+  #isDuplicate(message: Buffer): boolean {
+    const origin = message.toString('latin1', 0, ORIGIN_BYTES)
+    const sequence = message.readUInt32BE(ORIGIN_BYTES)
+    let seen = this.#seen.get(origin)
+    if (!seen) {
+      seen = { top: sequence, bits: new Uint8Array(DEDUP_WINDOW / 8) }
+      this.#seen.set(origin, seen)
+    } else {
+      const ahead = (sequence - seen.top) | 0
+      if (ahead > 0) {
+        // Forget the slots the window slides over.
+        if (ahead >= DEDUP_WINDOW) seen.bits.fill(0)
+        else for (let s = seen.top + 1; s !== ((sequence + 1) >>> 0); s = (s + 1) >>> 0) seen.bits[(s % DEDUP_WINDOW) >> 3]! &= ~(1 << (s & 7))
+        seen.top = sequence
+      } else if (-ahead >= DEDUP_WINDOW) {
+        return false
+      }
+    }
+    const index = (sequence % DEDUP_WINDOW) >> 3
+    const bit = 1 << (sequence & 7)
+    if (seen.bits[index]! & bit) return true
+    seen.bits[index]! |= bit
+    return false
+  }
+
+  /** A node failed (or something routed to one did): report the outage once, and heal soon. */
+  #nodeFailed(reason: string): void {
+    if (this.#closed || !this.#everConnected) return
+    if (this.#connected) {
+      this.#connected = false
+      this.#outages++
+      this.#movedSinceLost = 0
+      this.#emit({ state: 'lost', url: this.#url, reason })
+    }
+    this.#scheduleHeal()
+  }
+
+  #scheduleHeal(): void {
+    if (this.#closed || this.#healTimer || this.#healing) return
+    this.#healTimer = setTimeout(() => void this.#heal(), HEAL_INTERVAL_MS)
+  }
+
+  /** Fetches the slot map again and subscribes every channel whose slot now has another (or no confirmed) master. */
+  async #heal(): Promise<void> {
+    this.#healTimer = undefined
+    this.#healing = true
+    try {
+      await this.#rediscover()
+      this.#rediscoveries++
+      if (this.#closed) return
+      const map = this.#slotMap()
+      for (const channel of this.#channels.values()) {
+        if (channel.pending) continue
+        const master = map.slots[channel.slot]?.master
+        if (!master || channel.node === master) continue
+        if (channel.node) {
+          this.#resubscribed++
+          this.#movedSinceLost++
+        }
+        channel.node = undefined
+        this.#subscribe(channel)
+      }
+      await Promise.allSettled([...this.#channels.values()].map((c) => c.pending))
+    } catch {
+      // No node answered the discovery: tried again below.
+    } finally {
+      this.#healing = false
+    }
+    if (this.#closed) return
+    const healthy = this.#allMastersReady() && [...this.#channels.values()].every((c) => c.node !== undefined)
+    if (!healthy) return this.#scheduleHeal()
+    if (!this.#connected) {
+      this.#connected = true
+      this.#emit({ state: 'recovered', url: this.#url, resubscribed: this.#movedSinceLost })
+    }
+  }
+
+  #rediscover(): Promise<void> {
+    // Start with a master that answers, so a dead seed node does not slow the discovery down.
+    const live = this.#slotMap().masters.find((m) => m.client?.isReady)
+    const start = live ? { options: { socket: { host: live.host, port: live.port } } } : { options: undefined }
+    return rediscoverOf(this.#client)!(start)
+  }
+
+  #allMastersReady(): boolean {
+    const masters = this.#slotMap().masters
+    return masters.length > 0 && masters.every((m) => m.client?.isReady && (!m.pubSub || m.pubSub.client.isReady))
+  }
+
+  #slotMap(): SlotMap {
+    return this.#client as unknown as SlotMap
+  }
+
+  #emit(event: ClusterEvent): void {
+    this.#options.onEvent?.(event)
+  }
+}
+
+/**
+ * node-redis 5.12.1 re-discovers the slots (RedisClusterSlots.rediscover, which tries the given node and then
+ * every root node) only from inside: after MOVED/ASK. Reached here through the client's slot holder; checked
+ * at connect, so a client upgrade that renames it fails loudly instead of silently losing failovers.
+ */
+function rediscoverOf(client: RedisClusterClient): ((start: { options: unknown }) => Promise<void>) | undefined {
+  const slots = (client as unknown as { _slots?: { rediscover?: (start: { options: unknown }) => Promise<void> } })._slots
+  return typeof slots?.rediscover === 'function' ? slots.rediscover.bind(slots) : undefined
+}
