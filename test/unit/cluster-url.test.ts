@@ -53,5 +53,6 @@ describe('keySlot', () => {
     expect(keySlot('{user1000}.following')).toBe(keySlot('user1000'))
     expect(keySlot('{}.x')).toBe(keySlot('{}.x')) // an empty tag hashes the whole key
     expect(keySlot('{}.x')).not.toBe(keySlot(''))
+    expect(keySlot('{a}{b}')).toBe(keySlot('a')) // only the first tag counts
   })
 })
