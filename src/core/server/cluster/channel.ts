@@ -11,7 +11,7 @@ export function channelName(key: Uint8Array): string {
 }
 
 /** Resolves once the subscribe attempt settled, or after JOIN_TIMEOUT_MS: a join never hangs on the broker. */
-export function untilSubscribed(pending: Promise<unknown>): Promise<void> {
+function untilSubscribed(pending: Promise<unknown>): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, JOIN_TIMEOUT_MS)
     void pending.finally(() => {
@@ -34,4 +34,83 @@ export class InFlight {
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
   }
+}
+
+export interface JoinedChannel {
+  readonly name: string
+  /** Local subscribers for the key. */
+  refs: number
+  /** The subscribe in flight, if any. */
+  pending: Promise<void> | undefined
+}
+
+export interface JoinedChannelHooks<C extends JoinedChannel> {
+  /** A new channel for `key`; `subscribe` follows at once. */
+  create(name: string, key: Uint8Array): C
+  subscribe(channel: C): void
+  /** After the last local subscriber left. */
+  unsubscribe(channel: C): void
+  /** True when a join need not wait for the pending subscribe (confirmed already, or the broker is down). */
+  live(channel: C): boolean
+}
+
+/**
+ * The keys this instance has local subscribers for, reference counted (Cluster.join/leave): the first join
+ * subscribes the key's channel and waits for the broker's confirmation; the last leave unsubscribes it.
+ */
+export class JoinedChannels<C extends JoinedChannel> {
+  readonly #byName = new Map<string, C>()
+
+  constructor(private readonly hooks: JoinedChannelHooks<C>) {}
+
+  join(recipient: Uint8Array): Promise<void> {
+    const name = channelName(recipient)
+    let channel = this.#byName.get(name)
+    if (!channel) {
+      channel = this.hooks.create(name, Uint8Array.from(recipient))
+      this.#byName.set(name, channel)
+      this.hooks.subscribe(channel)
+    }
+    channel.refs++
+    const pending = channel.pending
+    if (!pending || this.hooks.live(channel)) return Promise.resolve()
+    return untilSubscribed(pending)
+  }
+
+  leave(recipient: Uint8Array): void {
+    const name = channelName(recipient)
+    const channel = this.#byName.get(name)
+    if (!channel || --channel.refs > 0) return
+    this.#byName.delete(name)
+    this.hooks.unsubscribe(channel)
+  }
+
+  /** The live channel of that name; a listener compares it with its own to know it is still wanted. */
+  get(name: string): C | undefined {
+    return this.#byName.get(name)
+  }
+
+  has(name: string): boolean {
+    return this.#byName.has(name)
+  }
+
+  values(): IterableIterator<C> {
+    return this.#byName.values()
+  }
+
+  get size(): number {
+    return this.#byName.size
+  }
+
+  clear(): void {
+    this.#byName.clear()
+  }
+}
+
+/** The counters of ClusterStats that every Redis transport keeps (see cluster.ts for their meaning). */
+export class LinkCounters {
+  published = 0
+  publishFailed = 0
+  received = 0
+  outages = 0
 }

@@ -17,7 +17,7 @@
 // stats.resubscribed.
 import { randomBytes } from 'node:crypto'
 import { createCluster } from 'redis'
-import { channelName, InFlight, untilSubscribed } from './channel.js'
+import { channelName, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
 import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
@@ -50,14 +50,11 @@ interface SlotMap {
   masters: SlotNode[]
 }
 
-interface Channel {
-  name: string
+interface Channel extends JoinedChannel {
   slot: number
-  refs: number
   listener: (message: Buffer) => void
   /** The master the SSUBSCRIBE was confirmed on; undefined until then or after it failed. */
   node: SlotNode | undefined
-  pending: Promise<void> | undefined
 }
 
 /** Per origin instance: which of the recent sequence numbers arrived (a bitmap ring). */
@@ -72,7 +69,19 @@ export class RedisShardedCluster implements Cluster {
   readonly #client: RedisClusterClient
   readonly #origin = randomBytes(ORIGIN_BYTES)
   #sequence = 0
-  readonly #channels = new Map<string, Channel>()
+  readonly #channels = new JoinedChannels<Channel>({
+    create: (name, key) => {
+      const channel: Channel = { name, slot: keySlot(name), refs: 0, node: undefined, pending: undefined, listener: (message) => this.#onMessage(channel, key, message) }
+      return channel
+    },
+    subscribe: (channel) => this.#subscribe(channel),
+    // If the node is down the listener dies with its connection; #onMessage ignores it meanwhile.
+    unsubscribe: (channel) => {
+      if (!this.#closed) this.#client.sUnsubscribe(channel.name, channel.listener, true).catch(() => {})
+    },
+    // While a shard is down the subscriber goes live for this instance's own publishers at once.
+    live: (channel) => channel.node !== undefined || !this.#connected,
+  })
   readonly #seen = new Map<string, SeenWindow>()
   readonly #inFlight = new InFlight()
   #everConnected = false
@@ -82,10 +91,7 @@ export class RedisShardedCluster implements Cluster {
   #healing = false
   /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
   #movedSinceLost = 0
-  #published = 0
-  #publishFailed = 0
-  #received = 0
-  #outages = 0
+  readonly #counters = new LinkCounters()
   #rediscoveries = 0
   #resubscribed = 0
   #duplicates = 0
@@ -141,42 +147,23 @@ export class RedisShardedCluster implements Cluster {
   }
 
   join(recipient: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.resolve()
-    const name = channelName(recipient)
-    let channel = this.#channels.get(name)
-    if (!channel) {
-      const key = Uint8Array.from(recipient)
-      const created: Channel = { name, slot: keySlot(name), refs: 0, node: undefined, pending: undefined, listener: (message) => this.#onMessage(created, key, message) }
-      channel = created
-      this.#channels.set(name, channel)
-      this.#subscribe(channel)
-    }
-    channel.refs++
-    const pending = channel.pending
-    // While a shard is down the subscriber goes live for this instance's own publishers at once.
-    if (channel.node || !pending || !this.#connected) return Promise.resolve()
-    return untilSubscribed(pending)
+    return this.#closed ? Promise.resolve() : this.#channels.join(recipient)
   }
 
   leave(recipient: Uint8Array): void {
-    const name = channelName(recipient)
-    const channel = this.#channels.get(name)
-    if (!channel || --channel.refs > 0) return
-    this.#channels.delete(name)
-    // If the node is down the listener dies with its connection; #onMessage ignores it meanwhile.
-    if (!this.#closed) this.#client.sUnsubscribe(name, channel.listener, true).catch(() => {})
+    this.#channels.leave(recipient)
   }
 
   publish(recipient: Uint8Array, envelope: Buffer): void {
     if (this.#closed) return
-    this.#published++
+    this.#counters.published++
     const message = Buffer.allocUnsafe(HEADER_BYTES + envelope.length)
     this.#origin.copy(message, 0)
     message.writeUInt32BE(this.#sequence, ORIGIN_BYTES)
     this.#sequence = (this.#sequence + 1) >>> 0
     envelope.copy(message, HEADER_BYTES)
     this.#inFlight.track(this.#sPublish(channelName(recipient), message), () => {
-      this.#publishFailed++
+      this.#counters.publishFailed++
       this.#nodeFailed('a publish failed')
     })
   }
@@ -204,10 +191,7 @@ export class RedisShardedCluster implements Cluster {
       url: this.#url,
       connected: this.#connected,
       channels: this.#channels.size,
-      published: this.#published,
-      publishFailed: this.#publishFailed,
-      received: this.#received,
-      outages: this.#outages,
+      ...this.#counters,
       rediscoveries: this.#rediscoveries,
       resubscribed: this.#resubscribed,
       duplicates: this.#duplicates,
@@ -253,7 +237,7 @@ export class RedisShardedCluster implements Cluster {
       this.#duplicates++
       return
     }
-    this.#received++
+    this.#counters.received++
     this.#options.deliver(key, Buffer.from(message.subarray(HEADER_BYTES)))
   }
 
@@ -288,7 +272,7 @@ export class RedisShardedCluster implements Cluster {
     if (this.#closed || !this.#everConnected) return
     if (this.#connected) {
       this.#connected = false
-      this.#outages++
+      this.#counters.outages++
       this.#movedSinceLost = 0
       this.#emit({ state: 'lost', url: this.#url, reason })
     }
