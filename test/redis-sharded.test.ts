@@ -12,6 +12,7 @@ import { keySlot } from '../src/core/server/cluster/key-slot.js'
 import { Message } from '../src/gen/signaling/signaling.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { clusterKit, recorder, type Instance } from './helpers/cluster-kit.js'
+import { scrape } from './helpers/metrics.js'
 import { RedisClusterBed } from './helpers/redis-cluster.js'
 
 /**
@@ -163,8 +164,9 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
 
 describe('signal --cluster redis-cluster:// processes', () => {
   it('two signal processes relay to each other through the Redis Cluster', async () => {
-    const [one, two] = [0, 1].map(() => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', bed.url, '--json']))
-    const [addrOne, addrTwo] = await Promise.all([one!, two!].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
+    const [one, two] = [0, 1].map(() => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', bed.url, '--metrics', '127.0.0.1:0', '--json']))
+    const listening = await Promise.all([one!, two!].map((p) => p.waitForEvent((e) => e.type === 'listening')))
+    const [addrOne, addrTwo] = listening.map((e) => e.address as string)
     for (const p of [one!, two!]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: bed.url })
     const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
     const handler = recorder()
@@ -172,6 +174,10 @@ describe('signal --cluster redis-cluster:// processes', () => {
     await (await backend(`grpc://${addrTwo}?insecure=true`)).publish(bob, alice.publicKey, Message.create({ candidate: { port: 5 } }))
     await handler.wait(1)
     expect(handler.ports).toEqual([5])
+    const metrics = await scrape(listening[0]!.metrics as string)
+    expect(metrics.value('cunicu_signal_cluster_messages_in_total')).toBe(1)
+    expect(metrics.value('cunicu_signal_cluster_duplicates_total')).toBe(0)
+    expect(metrics.value('cunicu_signal_cluster_resubscribed_total')).toBe(0)
     for (const p of [one!, two!]) process.kill(p.child.pid!, 'SIGTERM')
     for (const p of [one!, two!]) expect(await p.exit(), p.stderr).toBe(143)
     expect(one!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ received: 1, duplicates: 0 })

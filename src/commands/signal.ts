@@ -222,7 +222,10 @@ export function stoppedLine(s: ServerStats): string {
     `refused publishes: ${reasons(s.refusedPublishesByReason)}; refused subscribes: ${reasons(s.refusedSubscribesByReason)}; ` +
     `connections: ${s.connectionsAccepted} accepted, refused ${reasons(s.connectionsRefusedByReason)}, closed ${reasons(s.connectionsClosedByReason)}` +
     (s.stun ? `; stun: ${reasons(s.stun)}` : '') +
-    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '')
+    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '') +
+    (s.cluster?.rediscoveries !== undefined
+      ? `, ${s.cluster.rediscoveries} rediscoveries, ${s.cluster.resubscribed ?? 0} resubscribed, ${s.cluster.duplicates ?? 0} duplicates`
+      : '')
   )
 }
 
