@@ -14,6 +14,7 @@ import { Message } from '../src/gen/signaling/signaling.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { clusterKit, recorder, type Instance } from './helpers/cluster-kit.js'
 import { scrape } from './helpers/metrics.js'
+import { unusedPort } from './helpers/net.js'
 import { RedisClusterBed } from './helpers/redis-cluster.js'
 
 /**
@@ -205,12 +206,17 @@ describe('signal --cluster redis-cluster:// processes', () => {
     expect(two!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1, publishFailed: 0 })
   }, 60_000)
 
-  it('a bad redis-cluster:// URL is bad input: exit 2 with the reason, before anything starts', async () => {
+  it('a bad redis-cluster:// URL is bad input: exit 2 with the reason, before anything starts; an unreachable one exits 3', async () => {
     const noHosts = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', 'redis-cluster://'])
     expect(noHosts.code).toBe(2)
     expect(noHosts.stderr).toMatch(/^Error: cluster "redis-cluster:\/\/": no hosts/)
     const badPort = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', 'redis-cluster://127.0.0.1:7000,127.0.0.1:99999'])
     expect(badPort.code).toBe(2)
     expect(badPort.stderr).toContain('bad port "99999" for 127.0.0.1')
+    // A well-formed URL where nothing answers is the broker's fault, as with redis://: exit 3.
+    const port = await unusedPort()
+    const unreachable = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', `redis-cluster://127.0.0.1:${port}`])
+    expect(unreachable.code).toBe(3)
+    expect(unreachable.stderr).toContain(`cluster redis-cluster://127.0.0.1:${port} unreachable`)
   })
 })

@@ -21,12 +21,11 @@ import { channelName, InFlight, JoinedChannels, LinkCounters, type JoinedChannel
 import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
 import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
+import { SeenSequences } from './seen-sequences.js'
 
 const ORIGIN_BYTES = 8
 const SEQUENCE_BYTES = 4
 const HEADER_BYTES = ORIGIN_BYTES + SEQUENCE_BYTES
-/** Sequence numbers per origin remembered for duplicate detection; older ones are delivered unchecked. */
-const DEDUP_WINDOW = 4096
 /** Between slot discoveries while a node is down: about the time a replica needs to be promoted. */
 const HEAL_INTERVAL_MS = 250
 /** Node reconnect back-off cap: short, a lost shard splits the cluster for its keys until it is back. */
@@ -57,12 +56,6 @@ interface Channel extends JoinedChannel {
   node: SlotNode | undefined
 }
 
-/** Per origin instance: which of the recent sequence numbers arrived (a bitmap ring). */
-interface SeenWindow {
-  top: number
-  bits: Uint8Array
-}
-
 export class RedisShardedCluster implements Cluster {
   readonly #url: string
   readonly #options: ClusterOptions
@@ -82,7 +75,7 @@ export class RedisShardedCluster implements Cluster {
     // While a shard is down the subscriber goes live for this instance's own publishers at once.
     live: (channel) => channel.node !== undefined || !this.#connected,
   })
-  readonly #seen = new Map<string, SeenWindow>()
+  readonly #seen = new SeenSequences()
   readonly #inFlight = new InFlight()
   #everConnected = false
   #connected = false
@@ -118,8 +111,8 @@ export class RedisShardedCluster implements Cluster {
     // Discovery failures come as 'error', a node's as 'node-error': both mean "look at the topology again".
     this.#client.on('error', (err: Error) => this.#nodeFailed(err.message || String(err)))
     this.#client.on('node-error', (err: Error, node: ClusterNode) => this.#nodeFailed(`${formatNode(node)}: ${err.message || String(err)}`))
-    // A slot moved while a channel was subscribed: node-redis moves that one itself; check the rest too.
-    this.#client.on('sharded-shannel-moved-error', () => this.#nodeFailed('a sharded channel moved'))
+    // A slot moved and node-redis could not move a channel's listener with it (its own event name, sic).
+    this.#client.on('sharded-shannel-moved-error', () => this.#nodeFailed('a sharded channel could not follow its slot'))
   }
 
   static async connect(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions): Promise<RedisShardedCluster> {
@@ -233,38 +226,12 @@ export class RedisShardedCluster implements Cluster {
     // A listener left behind on a connection that came back after leave(): not ours any more.
     if (this.#closed || message.length <= HEADER_BYTES || this.#channels.get(channel.name) !== channel) return
     if (message.subarray(0, ORIGIN_BYTES).equals(this.#origin)) return
-    if (this.#isDuplicate(message)) {
+    if (this.#seen.isDuplicate(message.toString('latin1', 0, ORIGIN_BYTES), message.readUInt32BE(ORIGIN_BYTES))) {
       this.#duplicates++
       return
     }
     this.#counters.received++
     this.#options.deliver(key, Buffer.from(message.subarray(HEADER_BYTES)))
-  }
-
-  /** Marks (origin, sequence) seen; true if it was already. Out of order within DEDUP_WINDOW is fine. */
-  #isDuplicate(message: Buffer): boolean {
-    const origin = message.toString('latin1', 0, ORIGIN_BYTES)
-    const sequence = message.readUInt32BE(ORIGIN_BYTES)
-    let seen = this.#seen.get(origin)
-    if (!seen) {
-      seen = { top: sequence, bits: new Uint8Array(DEDUP_WINDOW / 8) }
-      this.#seen.set(origin, seen)
-    } else {
-      const ahead = (sequence - seen.top) | 0
-      if (ahead > 0) {
-        // Forget the slots the window slides over.
-        if (ahead >= DEDUP_WINDOW) seen.bits.fill(0)
-        else for (let s = seen.top + 1; s !== ((sequence + 1) >>> 0); s = (s + 1) >>> 0) seen.bits[(s % DEDUP_WINDOW) >> 3]! &= ~(1 << (s & 7))
-        seen.top = sequence
-      } else if (-ahead >= DEDUP_WINDOW) {
-        return false
-      }
-    }
-    const index = (sequence % DEDUP_WINDOW) >> 3
-    const bit = 1 << (sequence & 7)
-    if (seen.bits[index]! & bit) return true
-    seen.bits[index]! |= bit
-    return false
   }
 
   /** A node failed (or something routed to one did): report the outage once, and heal soon. */
