@@ -41,7 +41,7 @@ interface SlotNode {
   address: string
   host: string
   port: number
-  client?: { isReady: boolean; sPublish(channel: string, message: Buffer): Promise<unknown> }
+  client?: { isReady: boolean }
   pubSub?: { client: { isReady: boolean } }
 }
 interface SlotMap {
@@ -155,23 +155,9 @@ export class RedisShardedCluster implements Cluster {
     message.writeUInt32BE(this.#sequence, ORIGIN_BYTES)
     this.#sequence = (this.#sequence + 1) >>> 0
     envelope.copy(message, HEADER_BYTES)
-    this.#inFlight.track(this.#sPublish(channelName(recipient), message), () => {
+    this.#inFlight.track(this.#client.sPublish(channelName(recipient), message), () => {
       this.#counters.publishFailed++
       this.#nodeFailed('a publish failed')
-    })
-  }
-
-  /**
-   * SPUBLISH straight to the slot's master connection: the cluster client's own routing costs several
-   * promise hops per command, which the relay's per-envelope CPU budget has no room for. A redirect (the
-   * slot moved) goes through the cluster client, which follows it and refreshes its slot map.
-   */
-  #sPublish(name: string, message: Buffer): Promise<unknown> {
-    const direct = this.#slotMap().slots[keySlot(name)]?.master.client
-    if (!direct?.isReady) return this.#client.sPublish(name, message)
-    return direct.sPublish(name, message).catch((err: Error) => {
-      if (/^(MOVED|ASK) /.test(err.message)) return this.#client.sPublish(name, message)
-      throw err
     })
   }
 
