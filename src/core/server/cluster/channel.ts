@@ -21,18 +21,29 @@ function untilSubscribed(pending: Promise<unknown>): Promise<void> {
   })
 }
 
-/** Publishes not yet answered by the broker, so that flush() (a drain) can wait for them. */
+/**
+ * Publishes not yet answered by the broker, so that flush() (a drain) can wait for them. A count, not a set
+ * of promises: this runs per envelope, and one `then` is the least a settled command can cost.
+ */
 export class InFlight {
-  readonly #pending = new Set<Promise<unknown>>()
+  #pending = 0
+  #drained: (() => void)[] = []
 
   /** Tracks `sent`; `onFailure` runs if the broker refused it or the connection dropped it. */
   track(sent: Promise<unknown>, onFailure: () => void): void {
-    const tracked: Promise<unknown> = sent.catch(onFailure).finally(() => this.#pending.delete(tracked))
-    this.#pending.add(tracked)
+    this.#pending++
+    sent.then(this.#settled, (_err: unknown) => {
+      onFailure()
+      this.#settled()
+    })
   }
 
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
+  readonly #settled = (): void => {
+    if (--this.#pending === 0) for (const resolve of this.#drained.splice(0)) resolve()
+  }
+
+  flush(): Promise<void> {
+    return this.#pending === 0 ? Promise.resolve() : new Promise((resolve) => this.#drained.push(resolve))
   }
 }
 

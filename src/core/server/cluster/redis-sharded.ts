@@ -211,7 +211,7 @@ export class RedisShardedCluster implements Cluster {
   #onMessage(channel: Channel, key: Uint8Array, message: Buffer): void {
     // A listener left behind on a connection that came back after leave(): not ours any more.
     if (this.#closed || message.length <= HEADER_BYTES || this.#channels.get(channel.name) !== channel) return
-    if (message.subarray(0, ORIGIN_BYTES).equals(this.#origin)) return
+    if (this.#origin.compare(message, 0, ORIGIN_BYTES) === 0) return
     if (this.#seen.isDuplicate(message.toString('latin1', 0, ORIGIN_BYTES), message.readUInt32BE(ORIGIN_BYTES))) {
       this.#duplicates++
       return
