@@ -15,6 +15,7 @@ import { runCli, startCli } from './helpers/cli.js'
 import { clusterKit, recorder, type Instance } from './helpers/cluster-kit.js'
 import { scrape } from './helpers/metrics.js'
 import { unusedPort } from './helpers/net.js'
+import { RedisServer } from './helpers/redis.js'
 import { RedisClusterBed } from './helpers/redis-cluster.js'
 
 /**
@@ -206,7 +207,7 @@ describe('signal --cluster redis-cluster:// processes', () => {
     expect(two!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1, publishFailed: 0 })
   }, 60_000)
 
-  it('a bad redis-cluster:// URL is bad input: exit 2 with the reason, before anything starts; an unreachable one exits 3', async () => {
+  it('a bad redis-cluster:// URL is bad input: exit 2 with the reason, before anything starts; an unreachable one (or a Redis not in cluster mode) exits 3', async () => {
     const noHosts = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', 'redis-cluster://'])
     expect(noHosts.code).toBe(2)
     expect(noHosts.stderr).toMatch(/^Error: cluster "redis-cluster:\/\/": no hosts/)
@@ -218,5 +219,14 @@ describe('signal --cluster redis-cluster:// processes', () => {
     const unreachable = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', `redis-cluster://127.0.0.1:${port}`])
     expect(unreachable.code).toBe(3)
     expect(unreachable.stderr).toContain(`cluster redis-cluster://127.0.0.1:${port} unreachable`)
+    // A plain Redis named as a cluster: the same exit, and the message says why.
+    const plain = await RedisServer.start()
+    try {
+      const notCluster = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', `redis-cluster://127.0.0.1:${plain.port}`])
+      expect(notCluster.code).toBe(3)
+      expect(notCluster.stderr).toContain('cluster support disabled')
+    } finally {
+      await plain.kill()
+    }
   })
 })

@@ -82,6 +82,8 @@ export class RedisShardedCluster implements Cluster {
   #closed = false
   #healTimer: NodeJS.Timeout | undefined
   #healing = false
+  /** Why the last discovery failed: "unreachable" alone would not say that a node is not in cluster mode. */
+  #lastError: string | undefined
   /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
   #movedSinceLost = 0
   readonly #counters = new LinkCounters()
@@ -109,7 +111,10 @@ export class RedisShardedCluster implements Cluster {
       },
     })
     // Discovery failures come as 'error', a node's as 'node-error': both mean "look at the topology again".
-    this.#client.on('error', (err: Error) => this.#nodeFailed(err.message || String(err)))
+    this.#client.on('error', (err: Error) => {
+      this.#lastError = err.message || String(err)
+      this.#nodeFailed(this.#lastError)
+    })
     this.#client.on('node-error', (err: Error, node: ClusterNode) => this.#nodeFailed(`${formatNode(node)}: ${err.message || String(err)}`))
     // A slot moved and node-redis could not move a channel's listener with it (its own event name, sic).
     this.#client.on('sharded-shannel-moved-error', () => this.#nodeFailed('a sharded channel could not follow its slot'))
@@ -129,7 +134,8 @@ export class RedisShardedCluster implements Cluster {
       if (!cluster.#allMastersReady()) throw new Error('not every master answered')
     } catch (err) {
       await cluster.close()
-      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`, 'unreachable')
+      const reason = [(err as Error).message || String(err), cluster.#lastError].filter(Boolean).join(': ')
+      throw new ClusterError(`cluster ${cluster.#url} unreachable: ${reason}`, 'unreachable')
     } finally {
       clearTimeout(timer)
     }
