@@ -131,7 +131,7 @@ function redisServerBinary() {
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (redis-server cannot be told to pick one itself). */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
@@ -145,16 +145,17 @@ function freePort() {
 /**
  * A redis-server of our own on a free loopback port, storing nothing (as test/helpers/redis.ts starts it),
  * tracked like every other child so it is killed by PID at the end and on failure. A port taken between
- * freePort() and the bind is retried (3 attempts).
+ * freePort() and the bind is retried (3 attempts). `extraArgs(port)`: more options (a cluster node's).
  */
-export async function startRedis() {
+export async function startRedis(extraArgs = async () => []) {
   const binary = redisServerBinary()
   let lastError
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const child = track(spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...(await extraArgs(port))]
+    const child = track(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
     let log = ''
-    const proc = { child, pid: child.pid, address: `127.0.0.1:${port}`, url: `redis://127.0.0.1:${port}` }
+    const proc = { child, pid: child.pid, port, address: `127.0.0.1:${port}`, url: `redis://127.0.0.1:${port}` }
     try {
       await withTimeout(
         new Promise((resolve, reject) => {

@@ -28,7 +28,6 @@ import {
   median,
   runClient,
   startEcho,
-  startRedis,
   startSignal,
   stopClient,
   track,
@@ -36,6 +35,7 @@ import {
   withTimeout,
 } from './lib.js'
 import { forward } from './forward.js'
+import { cluster } from './cluster.js'
 import { cliSession } from './cli-session.js'
 import { latency } from './latency.js'
 import { memory } from './memory.js'
@@ -390,101 +390,6 @@ async function session() {
   })
 }
 
-// ---- cluster ---------------------------------------------------------------------------------------------
-
-/**
- * Relay throughput through Redis: the relay row's clients and method, against (a) one `signal --cluster`
- * instance holding every client, (b) two instances, publishers on the first and their subscribers on the
- * second, so every envelope crosses Redis; and (c) a plain `signal` (no Redis) as a side figure. The three
- * alternate in rounds (the order rotates), so the machine's load drifts onto all alike.
- */
-async function cluster() {
-  const help = spawnSync(process.execPath, [RUN_JS, 'signal', '--help'], { cwd: ROOT, env: PROD_ENV, encoding: 'utf8', timeout: 20_000 })
-  if (!/--cluster/.test(help.stdout ?? '')) {
-    const note = 'cluster: skipped, `signal --cluster` does not exist in this build'
-    notes.push(note)
-    log(note)
-    return
-  }
-  log('cluster: 1 vs 2 instances through Redis')
-  const c = CFG.relay
-  let redis, plain, first, second
-  try {
-    redis = await startRedis()
-    const clusterArgs = ['--cluster', redis.url]
-    ;[plain, first, second] = await Promise.all([startSignal(), startSignal(clusterArgs), startSignal(clusterArgs)])
-    const cases = {
-      two: () => relayThroughput('signal', first.address, [first.pid, second.pid], { subAddress: second.address, watch: { redis: redis.pid } }),
-      one: () => relayThroughput('signal', first.address, [first.pid], { watch: { redis: redis.pid } }),
-      plain: () => relayThroughput('signal', plain.address, [plain.pid]),
-    }
-    const order = Object.keys(cases)
-    const runs = { two: [], one: [], plain: [] }
-    for (let r = 0; r < c.rounds; r++) {
-      for (let i = 0; i < order.length; i++) {
-        const name = order[(i + r) % order.length]
-        runs[name].push(await cases[name]())
-      }
-    }
-    const mean = (list, f) => list.reduce((a, x) => a + f(x), 0) / list.length
-    const total = (list, f) => list.reduce((a, x) => a + f(x), 0)
-    /** Server CPU (all instances of the case) per envelope, µs; and redis-server's, where it took part. */
-    const cpuUs = (list, f) => (total(list, f) / total(list, (x) => x.perSecond)) * 1e6
-    const sum = (list) => ({
-      perSecond: mean(list, (x) => x.perSecond),
-      published: total(list, (x) => x.published),
-      delivered: total(list, (x) => x.delivered),
-      failed: total(list, (x) => x.failed),
-      // Through Redis nothing holds a publisher back until the far instance delivered, so a backlog shows
-      // here as < 1 (envelopes published in the window, delivered after it).
-      deliveredPerPublished: round(total(list, (x) => x.delivered) / total(list, (x) => x.published), 3),
-      signalCpuCores: round(mean(list, (x) => x.serverCpu), 2),
-      signalCpuUsPerEnvelope: round(cpuUs(list, (x) => x.serverCpu), 1),
-      ...(list[0].watchCpu.redis !== undefined
-        ? { redisCpuCores: round(mean(list, (x) => x.watchCpu.redis), 2), redisCpuUsPerEnvelope: round(cpuUs(list, (x) => x.watchCpu.redis), 1) }
-        : {}),
-      perRound: list.map((x) => round(x.perSecond, 0)),
-    })
-    const two = sum(runs.two)
-    const one = sum(runs.one)
-    const noRedis = sum(runs.plain)
-    for (const [name, s] of Object.entries({ '2 instances': two, '1 instance': one, 'plain signal': noRedis })) {
-      // Each envelope is delivered once: far from 1 means lost or duplicated envelopes (window edges aside).
-      const perPublished = s.delivered / s.published
-      if (!(perPublished > 0.9 && perPublished < 1.1)) notes.push(`cluster ${name}: ${s.delivered} delivered for ${s.published} published`)
-    }
-    const n = c.processes * c.pairsPerProcess
-    row({
-      id: 'cluster',
-      name: `cluster: 2 instances through Redis (pub on 1, sub on 2), ${n} pub + ${n} sub`,
-      value: two.perSecond,
-      unit: 'envelopes/s',
-      reference: one.perSecond,
-      referenceName: '1 `signal --cluster` instance with all clients, same run',
-      target: null,
-      detail: {
-        twoInstances: two,
-        oneInstance: one,
-        plainSignal: noRedis,
-        oneInstanceVsPlain: round(one.perSecond / noRedis.perSecond, 3),
-        rounds: c.rounds,
-        clientProcesses: c.processes,
-        inFlightPerPublisher: c.window,
-        envelopeBytes: runs.two[0].envelopeBytes,
-      },
-    })
-    const cpuNote =
-      `cluster: server CPU per envelope: 2 instances ${two.signalCpuUsPerEnvelope} µs (both signals) + ${two.redisCpuUsPerEnvelope} µs redis-server, ` +
-      `1 instance ${one.signalCpuUsPerEnvelope} µs + ${one.redisCpuUsPerEnvelope} µs redis-server, plain signal ${noRedis.signalCpuUsPerEnvelope} µs; ` +
-      `1 instance with --cluster vs plain signal: ${fmt(one.perSecond)} vs ${fmt(noRedis.perSecond)} envelopes/s (${fmt(one.perSecond / noRedis.perSecond)})`
-    notes.push(cpuNote)
-    log(`    ${cpuNote}`)
-  } finally {
-    await Promise.all([first, second, plain].map(stopProcess))
-    await stopProcess(redis)
-  }
-}
-
 // ---- auth: server CPU per subscribe with --require-auth ----------------------------------------------------
 
 /**
@@ -572,7 +477,7 @@ function table() {
   return [render(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(render)].join('\n')
 }
 
-const SECTIONS = { crypto, cli, relay, latency: () => latency({ cfg: CFG.latency, row, log, notes }), memory: () => memory({ cfg: CFG.memory, row, log, quick }), session, clisession: () => cliSession({ runs: quick ? 1 : 7, row, log }), cluster, auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
+const SECTIONS = { crypto, cli, relay, latency: () => latency({ cfg: CFG.latency, row, log, notes }), memory: () => memory({ cfg: CFG.memory, row, log, quick }), session, clisession: () => cliSession({ runs: quick ? 1 : 7, row, log }), cluster: () => cluster({ cfg: CFG.relay, row, log, notes, relayThroughput }), auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
 
 async function main() {
   installCleanup()

@@ -20,6 +20,8 @@ interface Row {
 
 const ROWS = [
   'cluster',
+  'cluster-cpu-redis',
+  'cluster-cpu-redis-cluster',
   'relay',
   'relay-cpu',
   'latency-p50-1000',

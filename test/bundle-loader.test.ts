@@ -17,7 +17,7 @@ function load(bundle: string, nodeOptions: string[] = []): { cache: string; out:
   // A script file, not -e: Node options (execArgv) choose the cache file, and this run should have none.
   const script = join(dirname(bundle), 'load.mjs')
   writeFileSync(script, `const { loadBundle } = await import(${JSON.stringify(LOADER)}); const b = loadBundle(${JSON.stringify(bundle)}); console.log('cache=' + b.cache); await b.exports.done`)
-  const env = { ...process.env, CUNICU_CODE_CACHE: '1' }
+  const env: NodeJS.ProcessEnv = { ...process.env, CUNICU_CODE_CACHE: '1' }
   delete env.NODE_OPTIONS
   const r = spawnSync(process.execPath, [...nodeOptions, script], { encoding: 'utf8', timeout: 20_000, env })
   expect(r.status, r.stderr).toBe(0)
@@ -73,7 +73,7 @@ describe('bundle loader', () => {
     const bundle = join(dir, 'cli.cjs')
     writeFileSync(bundle, `exports.done = new Promise(() => setInterval(() => {}, 1000))\n`) // runs until killed
     writeFileSync(join(dir, 'load.mjs'), `const { loadBundle } = await import(${JSON.stringify(LOADER)}); loadBundle(${JSON.stringify(bundle)}); console.log('loaded')`)
-    const env = { ...process.env, CUNICU_CODE_CACHE: '1' }
+    const env: NodeJS.ProcessEnv = { ...process.env, CUNICU_CODE_CACHE: '1' }
     delete env.NODE_OPTIONS
     const child = spawn(process.execPath, [join(dir, 'load.mjs')], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     try {

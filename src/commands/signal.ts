@@ -71,8 +71,9 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'stun-advertise': Flags.string({ summary: 'The HOST:PORT peers should use for --stun-listen, when it differs (NAT, wildcard listen address).', dependsOn: ['stun-listen'] }),
     'stun-rate': Flags.integer({ summary: 'STUN requests per second one source address may sustain; more are dropped.', default: 20, min: 1 }),
     cluster: Flags.string({
-      summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
-      description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
+      summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub).',
+      description:
+        'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect. With redis-cluster:// (rediss-cluster:// for TLS) each key\'s channel lives on one shard (SSUBSCRIBE/SPUBLISH); after a master fails over, the channels are subscribed again on the new one.',
     }),
   }
 
@@ -82,6 +83,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     const auth = flags['require-auth'] ? { serverKey: await this.serverKey(flags['server-key']), maxSkewMs: flags['auth-skew'] * 1000 } : undefined
     if (flags.relay) await this.checkRelays(flags.relay)
     const metricsListen = flags.metrics ? await this.parseListenFlag('--metrics', flags.metrics) : undefined
+    const cluster = flags.cluster ? await this.parseClusterFlag(flags.cluster) : undefined
     for (const [flag, value] of [['--stun-listen', flags['stun-listen']], ['--stun-advertise', flags['stun-advertise']]] as const) {
       if (value !== undefined) await this.parseListenFlag(flag, value)
     }
@@ -118,7 +120,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
         ...(auth ? { auth } : {}),
         version: this.config.version,
         ...(flags.relay ? { relays: flags.relay } : {}),
-        ...(flags.cluster ? { cluster: flags.cluster, onClusterEvent: (event: ClusterEvent) => this.clusterEvent(event, Boolean(flags.json)) } : {}),
+        ...(cluster ? { cluster, onClusterEvent: (event: ClusterEvent) => this.clusterEvent(event, Boolean(flags.json)) } : {}),
       })
     } catch (err) {
       shutdown.dispose()
@@ -162,6 +164,11 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     shutdown.dispose()
     // The exit code (143 after SIGTERM, 130 after SIGINT) is set by BaseCommand once run() returns: only
     // after the drain, as a rolling restart expects.
+  }
+
+  private async parseClusterFlag(value: string) {
+    const { parseClusterUrl } = await import('../core/server/cluster/cluster-url.js')
+    return this.orUsage(() => parseClusterUrl(value))
   }
 
   private async parseListenFlag(flag: string, value: string) {
@@ -215,7 +222,10 @@ export function stoppedLine(s: ServerStats): string {
     `refused publishes: ${reasons(s.refusedPublishesByReason)}; refused subscribes: ${reasons(s.refusedSubscribesByReason)}; ` +
     `connections: ${s.connectionsAccepted} accepted, refused ${reasons(s.connectionsRefusedByReason)}, closed ${reasons(s.connectionsClosedByReason)}` +
     (s.stun ? `; stun: ${reasons(s.stun)}` : '') +
-    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '')
+    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '') +
+    (s.cluster?.rediscoveries !== undefined
+      ? `, ${s.cluster.rediscoveries} rediscoveries, ${s.cluster.resubscribed ?? 0} resubscribed, ${s.cluster.duplicates ?? 0} duplicates`
+      : '')
   )
 }
 

@@ -18,6 +18,7 @@ import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { AUTH_METADATA_KEY } from '../auth-proof.js'
 import { serverBuildInfo } from './build-info.js'
 import { ClusterError, type Cluster, type ClusterEvent, type ClusterStats } from './cluster/cluster.js'
+import type { ClusterTarget } from './cluster/cluster-url.js'
 import { ConnectionGuard, type ConnectionCloseReason, type ConnectionRefusal } from './connection-guard.js'
 import { ConnectionLimits } from './connection-limits.js'
 import { LimitLog } from './limit-log.js'
@@ -50,8 +51,8 @@ export interface SignalingServerOptions {
   clock?: MonotonicClock
   /** `--relay` URLs served through cunīcu's RelayRegistry.GetRelays (none: the service is not offered). */
   relays?: string[]
-  /** `signal --cluster redis://HOST:PORT`: instances sharing one key space through Redis Pub/Sub (cluster/). */
-  cluster?: string
+  /** `signal --cluster redis://HOST:PORT` or `redis-cluster://…`, parsed (cluster/cluster-url.ts): instances sharing one key space (cluster/). */
+  cluster?: ClusterTarget
   /** Cluster connection changes (lost, recovered): for logs; stats().cluster has the counters. */
   onClusterEvent?: (event: ClusterEvent) => void
   /** The operator's log (pino's shape); nothing is logged without it. */
