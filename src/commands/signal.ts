@@ -6,7 +6,7 @@ import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import type { ClusterEvent } from '../core/server/cluster/cluster.js'
-import type { ServerStats } from '../core/server/signaling-server.js'
+import type { ServerStats, TransportName } from '../core/server/signaling-server.js'
 import type { ServerLog } from '../core/server/server-log.js'
 
 export default class Signal extends BaseCommand {
@@ -70,6 +70,12 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'stun-listen': Flags.string({ summary: 'Answer STUN Binding requests (RFC 5389) on UDP HOST:PORT; GetRelays then hands peers a stun: URL for it.' }),
     'stun-advertise': Flags.string({ summary: 'The HOST:PORT peers should use for --stun-listen, when it differs (NAT, wildcard listen address).', dependsOn: ['stun-listen'] }),
     'stun-rate': Flags.integer({ summary: 'STUN requests per second one source address may sustain; more are dropped.', default: 20, min: 1 }),
+    transport: Flags.string({
+      summary: 'The gRPC server underneath: h2 (our own on node:http2, the relay hot path) or grpc-js (the reference).',
+      description: 'Both serve the same service to every gRPC client; BENCHMARKS.md "Transport" has the figures that made h2 the default.',
+      options: ['h2', 'grpc-js'],
+      default: 'h2',
+    }),
     cluster: Flags.string({
       summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
       description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
@@ -92,6 +98,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     try {
       server = await SignalingServer.start({
         listen: flags.listen,
+        transport: flags.transport as TransportName,
         ...(tls ? { tls } : {}),
         limits: {
           maxEnvelopeBytes: flags['max-envelope-bytes'],
