@@ -11,13 +11,12 @@ import { KEY_LENGTH, type PublicKey } from '../keys.js'
 import { serverBuildInfo } from './build-info.js'
 import { ClusterError, type Cluster, type ClusterEvent } from './cluster/cluster.js'
 import { ConnectionGuard, type ConnectionCloseReason, type ConnectionRefusal } from './connection-guard.js'
-import { ConnectionLimits } from './connection-limits.js'
+import { Admission, type Refusal } from './admission.js'
 import { untilDeadline, waitFor } from './deadline-wait.js'
-import { scanEnvelope } from './envelope-scan.js'
 import { frameMessage, MESSAGE_HEADER_BYTES } from './h2/grpc-wire.js'
 import { LimitLog } from './limit-log.js'
 import type { ServerMetrics } from './metrics.js'
-import { ServerCounters, total, type PublishRefusal, type SubscribeRefusal } from './server-counters.js'
+import { ServerCounters, total } from './server-counters.js'
 import { shortKey, silentLog, type ServerLog } from './server-log.js'
 import { startParts, type ServerParts } from './server-parts.js'
 import type { ServerStats } from './server-stats.js'
@@ -26,7 +25,7 @@ import type { MonotonicClock } from './token-bucket.js'
 import { packageVersion } from '../package-root.js'
 import { formatHost, isUnspecified, parseListen, resolveLimits, SignalingServerError, type ServerLimits } from './server-config.js'
 import { SubscribeAuthenticator, type SubscribeAuthOptions } from './subscribe-auth.js'
-import { SubscriberQueue } from './subscriber-queue.js'
+import { SubscriberQueue, type QueueCounters, type QueueLimits } from './subscriber-queue.js'
 import { Topics } from './topics.js'
 import type { CallStatus, ServerTransport, SubscriberStream, TransportName } from './transport.js'
 import { SYNC_FRAME, type SubscribeRequest } from './wire-service.js'
@@ -62,8 +61,6 @@ export interface SignalingServerOptions {
   stun?: { listen: string; advertise?: string; ratePerSecond?: number; burst?: number }
 }
 
-type Refusal<R> = CallStatus & { reason: R }
-
 export const SIGNALING_SERVICE_NAME = 'cunicu.signaling.Signaling'
 
 interface Subscriber {
@@ -82,7 +79,7 @@ export class SignalingServer {
   readonly #topics = new Topics<Subscriber>()
   readonly #health: HealthImplementation
   readonly #buildInfo: BuildInfo
-  readonly #connections: ConnectionLimits
+  readonly #admission: Admission
   readonly #auth: SubscribeAuthenticator | undefined
   readonly #log: ServerLog
   readonly #limitLog: LimitLog
@@ -90,26 +87,28 @@ export class SignalingServer {
   #guard: ConnectionGuard | undefined
   #metrics: ServerMetrics | undefined
   #stun: StunServer | undefined
-  /** Open Subscribe streams, counted against maxStreams (Topics.subscriberCount is O(topics)). */
-  #openStreams = 0
   #closing: Promise<void> | undefined
   #draining = false
   #address = ''
   #cluster: Cluster | undefined
+  readonly #queueLimits: QueueLimits
+  /** One for every subscriber queue (the counters are the server's): nothing per idle peer. */
+  readonly #queueCounters: QueueCounters = {
+    delivered: (acceptedAt) => {
+      this.#counters.delivered++
+      this.#metrics?.observeDelivery((performance.now() - acceptedAt) / 1000)
+    },
+    dropped: (n, reason) => (this.#counters.dropped[reason] += n),
+  }
 
   private constructor(transport: ServerTransport, limits: ServerLimits, version: string, auth: SubscribeAuthenticator | undefined, clock: MonotonicClock | undefined, log: ServerLog) {
     this.#transport = transport
     this.#limits = limits
+    this.#queueLimits = { maxFrames: limits.queueMaxEnvelopes, maxBytes: limits.queueMaxBytes }
     this.#auth = auth
     this.#log = log
     this.#limitLog = new LimitLog(log)
-    this.#connections = new ConnectionLimits({
-      maxSubscriptions: limits.maxSubscriptionsPerConnection,
-      publishRatePerSecond: limits.publishRatePerSecond,
-      publishBurst: limits.publishBurst,
-      subscribeRatePerSecond: limits.subscribeRatePerSecond,
-      subscribeBurst: limits.subscribeBurst,
-    }, clock)
+    this.#admission = new Admission(limits, auth, log, (peer) => this.#guard?.close(peer, 'auth_failures'), clock)
     // The tag field carries the auth key: cunīcu's BuildInfo has no field for it, and tag is free text.
     this.#buildInfo = { ...serverBuildInfo(version), ...(auth ? { tag: auth.buildInfoTag } : {}) }
     this.#health = new HealthImplementation({ '': 'SERVING', [SIGNALING_SERVICE_NAME]: 'SERVING' })
@@ -260,7 +259,7 @@ export class SignalingServer {
     const started = performance.now()
     const deadline = started + graceMs
     this.#draining = true
-    this.#log.info({ event: 'drain', phase: 'started', connections: this.#guard?.size ?? 0, subscriptions: this.#openStreams, graceMs }, 'draining: no new connections, GOAWAY sent')
+    this.#log.info({ event: 'drain', phase: 'started', connections: this.#guard?.size ?? 0, subscriptions: this.#admission.openStreams, graceMs }, 'draining: no new connections, GOAWAY sent')
     this.#health.setStatus('', 'NOT_SERVING')
     this.#health.setStatus(SIGNALING_SERVICE_NAME, 'NOT_SERVING')
     this.#guard?.stopAccepting()
@@ -277,7 +276,7 @@ export class SignalingServer {
       subscriber.stream.fail(status.UNAVAILABLE, 'signaling server is shutting down')
       this.#drop(subscriber)
     }
-    this.#connections.clear()
+    this.#admission.connections.clear()
     this.#auth?.close()
     await this.#cluster?.close()
     await this.#stun?.close()
@@ -299,7 +298,7 @@ export class SignalingServer {
 
   #connectionClosed(peer: string, reason: ConnectionCloseReason, openMs: number): void {
     this.#counters.connectionsClosed[reason]++
-    this.#connections.forget(peer)
+    this.#admission.connections.forget(peer)
     this.#limitLog.forget(peer)
     this.#log.info({ event: 'connection_closed', peer, reason, openMs: Math.round(openMs) }, 'connection closed')
   }
@@ -311,30 +310,21 @@ export class SignalingServer {
   }
 
   #subscribe(stream: SubscriberStream, request: SubscribeRequest, proof: string | undefined, peer: string): void {
-    const refusal = this.#admitSubscriber(request, proof, peer)
+    const refusal = this.#admission.subscribe(request, proof, peer, this.#closing !== undefined)
     if (refusal) {
       this.#counters.refusedSubscribes[refusal.reason]++
       if (refusal.reason !== 'invalid' && refusal.reason !== 'shutting_down') this.#limitLog.hit({ peer, limit: `subscribe_${refusal.reason}` }, refusal.details)
       stream.fail(refusal.code, refusal.details)
       return
     }
-    const { key } = request
+    // A copy: the decoded key may be a view into the connection's read buffer, which it would keep alive.
+    const key = Buffer.from(request.key)
     const subscriber: Subscriber = {
       key,
       stream,
       peer,
       released: false,
-      queue: new SubscriberQueue(
-        stream,
-        { maxFrames: this.#limits.queueMaxEnvelopes, maxBytes: this.#limits.queueMaxBytes },
-        {
-          delivered: (acceptedAt) => {
-            this.#counters.delivered++
-            this.#metrics?.observeDelivery((performance.now() - acceptedAt) / 1000)
-          },
-          dropped: (n, reason) => (this.#counters.dropped[reason] += n),
-        },
-      ),
+      queue: new SubscriberQueue(stream, this.#queueLimits, this.#queueCounters),
     }
     stream.onEnd(() => this.#drop(subscriber))
     this.#log.info({ event: 'subscription_opened', peer, key: shortKey(key) }, 'subscription opened')
@@ -366,68 +356,19 @@ export class SignalingServer {
     return subscribers.size
   }
 
-  /**
-   * Why a Subscribe may not start, checked cheapest first (the rate before the proof, so a flood of bad
-   * proofs costs the sender its budget before it costs us an X25519); on success the stream holds one unit
-   * of the server's and its connection's stream budgets until #drop gives them back.
-   */
-  #admitSubscriber({ key, invalid }: SubscribeRequest, proof: string | undefined, peer: string): Refusal<SubscribeRefusal> | undefined {
-    if (this.#closing) return { reason: 'shutting_down', code: status.UNAVAILABLE, details: 'signaling server is shutting down' }
-    if (this.#connections.shed(peer)) return { reason: 'auth', code: status.PERMISSION_DENIED, details: this.#shedMessage() }
-    const overRate = this.#connections.admitSubscribe(peer)
-    if (overRate) return { reason: 'rate', code: status.RESOURCE_EXHAUSTED, details: overRate }
-    if (invalid !== undefined) return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `subscribe request is not a valid SubscribeParams message: ${invalid}` }
-    if (key.length !== KEY_LENGTH) {
-      return { reason: 'invalid', code: status.INVALID_ARGUMENT, details: `subscribe key is ${key.length} bytes, but a public key is ${KEY_LENGTH} bytes` }
-    }
-    if (this.#auth) {
-      const refused = this.#auth.check(proof, key)
-      if (refused) {
-        this.#authFailed(peer)
-        return { reason: 'auth', ...refused }
-      }
-    }
-    if (this.#openStreams >= this.#limits.maxStreams) {
-      return {
-        reason: 'server_limit',
-        code: status.RESOURCE_EXHAUSTED,
-        details: `server-wide limit of ${this.#limits.maxStreams} open subscriptions reached (signal --max-streams); retry later or use another server`,
-      }
-    }
-    const perConnection = this.#connections.admitSubscription(peer)
-    if (perConnection) return { reason: 'connection_limit', code: status.RESOURCE_EXHAUSTED, details: perConnection }
-    this.#openStreams++
-    return undefined
-  }
-
-  /** A failed proof; past maxAuthFailures the connection is shed: refused from now on, and closed. */
-  #authFailed(peer: string): void {
-    const failures = this.#connections.authFailed(peer)
-    if (failures !== this.#limits.maxAuthFailures) return
-    this.#connections.markShed(peer)
-    this.#log.warn({ event: 'connection_shed', peer, failures }, `connection shed after ${failures} failed subscribe proofs (GOAWAY ENHANCE_YOUR_CALM)`)
-    // After this call's own status went out: a GOAWAY first would fail it with the GOAWAY's code instead.
-    setImmediate(() => this.#guard?.close(peer, 'auth_failures'))
-  }
-
-  #shedMessage(): string {
-    return `this connection was closed after ${this.#limits.maxAuthFailures} failed subscribe proofs (signal --max-auth-failures); reconnect with a valid proof`
-  }
-
   #drop(subscriber: Subscriber): void {
     this.#topics.remove(subscriber.key, subscriber)
     subscriber.queue.close()
     if (subscriber.released) return
     subscriber.released = true
-    this.#openStreams--
+    this.#admission.release(subscriber.peer)
     this.#cluster?.leave(subscriber.key)
-    this.#connections.releaseSubscription(subscriber.peer)
     this.#log.info({ event: 'subscription_closed', peer: subscriber.peer, key: shortKey(subscriber.key) }, 'subscription closed')
   }
 
   /** The relay's hot path: `frame` (an Envelope with its gRPC prefix) goes to the recipient's subscribers as it is. */
   #publish(frame: Buffer, peer: string): CallStatus | undefined {
-    const refusal = this.#checkPublish(frame, peer)
+    const refusal = this.#admission.publish(frame, peer)
     if (typeof refusal === 'object') {
       this.#counters.refusedPublishes[refusal.reason]++
       if (refusal.reason === 'rate' || refusal.reason === 'auth') this.#limitLog.hit({ peer, limit: `publish_${refusal.reason}` }, refusal.details)
@@ -442,21 +383,4 @@ export class SignalingServer {
     return undefined
   }
 
-  /** Where the recipient key is in `frame`, or why the publish is refused. */
-  #checkPublish(frame: Buffer, peer: string): number | Refusal<PublishRefusal> {
-    if (this.#connections.shed(peer)) return { reason: 'auth', code: status.PERMISSION_DENIED, details: this.#shedMessage() }
-    // Counted before anything else, so a flood of garbage costs the sender its budget like valid envelopes do.
-    const overRate = this.#connections.admitPublish(peer)
-    if (overRate) return { reason: 'rate', code: status.RESOURCE_EXHAUSTED, details: overRate }
-    const size = frame.length - MESSAGE_HEADER_BYTES
-    if (size > this.#limits.maxEnvelopeBytes) {
-      return {
-        reason: 'size',
-        code: status.RESOURCE_EXHAUSTED,
-        details: `envelope is ${size} bytes, over this server's limit of ${this.#limits.maxEnvelopeBytes} bytes (signal --max-envelope-bytes)`,
-      }
-    }
-    const scan = scanEnvelope(frame, MESSAGE_HEADER_BYTES, frame.length)
-    return typeof scan === 'string' ? { reason: 'invalid', code: status.INVALID_ARGUMENT, details: scan } : scan
-  }
 }

@@ -10,11 +10,9 @@ import { answerUnary, endCall, startResponse } from './h2-stream-status.js'
 import { readRequest } from './request-body.js'
 
 // grpc-js's handler shapes, loosely: each implementation gets a call and, for unary ones, a callback.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type GenericImplementation = (call: any, callback?: any) => void
 
 export interface GenericMethod {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   definition: MethodDefinition<any, any>
   implementation: GenericImplementation
 }

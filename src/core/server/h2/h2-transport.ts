@@ -73,7 +73,9 @@ export class H2Transport implements ServerTransport {
 
   constructor(options: TransportOptions) {
     this.#options = options
-    const common = { settings: sessionSettings(options), maxSessionMemory: 64 }
+    // maxDeflateDynamicTableSize 0: our response headers are a handful of constants; a dynamic table per
+    // connection to compress them costs memory on every idle peer for a few bytes per call.
+    const common = { settings: sessionSettings(options), maxSessionMemory: 64, maxDeflateDynamicTableSize: 0 }
     this.http2Server = options.tls
       ? createSecureServer({ ...common, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2'], allowHTTP1: false })
       : createServer(common)
@@ -130,7 +132,7 @@ export class H2Transport implements ServerTransport {
     const socket = session.socket
     session[PEER] = `${socket?.remoteAddress ?? 'unknown'}:${socket?.remotePort ?? 0}`
     this.#sessions.add(session)
-    session.on('error', () => {}) // a client's protocol error ends its session; nothing for us to do
+    session.on('error', ignore) // a client's protocol error ends its session; nothing for us to do
     session.once('close', () => this.#sessions.delete(session))
   }
 

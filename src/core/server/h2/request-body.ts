@@ -33,7 +33,8 @@ class RequestState implements RequestContext {
     readonly encoding: string | undefined,
     readonly deadline: number,
     readonly peer: string,
-    readonly headers: IncomingHttpHeaders,
+    /** Dropped once the handler ran: a Subscribe's state lives as long as its stream, its headers need not. */
+    public headers: IncomingHttpHeaders,
   ) {}
 }
 
@@ -83,7 +84,10 @@ function onEnd(this: Reading): void {
   const message = unaryMessage(body, state.maxBytes, state.encoding)
   if (message.refusal) return endCall(this, message.refusal.code, message.refusal.details)
   state.handler(this, message.frame, state)
+  state.headers = NO_HEADERS
 }
+
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 
 function onClose(this: Reading): void {
   finish(this[STATE])
