@@ -33,7 +33,7 @@ describe('node:http2 transport with TLS', () => {
 
   it('negotiates h2 by ALPN and relays an envelope to a grpc-js client over TLS', async () => {
     const server = await start({ tls: { cert: tls.cert, key: tls.key } })
-    const alpn = await new Promise<string | false>((resolve, reject) => {
+    const alpn = await new Promise<string | false | null>((resolve, reject) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.address.split(':')[1]), ca: tls.cert, servername: 'localhost', ALPNProtocols: ['http/1.1', 'h2'] }, () => {
         resolve(socket.alpnProtocol)
         socket.destroy()
