@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Envelope, SignalingClient, SubscribeParams } from '../src/gen/signaling/signaling.js'
 import { SignalingServer, type TransportName } from '../src/core/server/signaling-server.js'
 import { grpcFrame, h2session, PUBLISH_PATH, rawCall, SUBSCRIBE_PATH } from './helpers/raw-grpc.js'
-import { envelopeTo, publish, randomKey, rawClient, subscribe, wire } from './helpers/signaling.js'
+import { envelopeTo, publish, randomKey, rawClient, subscribe, wire, type Subscription } from './helpers/signaling.js'
 import { listServices } from './helpers/reflection.js'
 import { hasOpenssl, selfSignedCert, type SelfSigned } from './helpers/tls.js'
 import { waitUntil } from './helpers/wait.js'
@@ -21,6 +21,17 @@ async function start(options: Partial<Parameters<typeof SignalingServer.start>[0
   const server = await SignalingServer.start({ listen: '127.0.0.1:0', ...options })
   closers.push(() => server.close(300))
   return server
+}
+
+/** Subscribes to a fresh key, publishes one envelope to it and checks it arrives byte for byte. */
+async function relaysOneEnvelope(client: SignalingClient): Promise<Subscription> {
+  const key = randomKey()
+  const sub = subscribe(client, key)
+  await sub.synced
+  const sent = envelopeTo(key)
+  await publish(client, sent)
+  expect((await sub.waitFor(1)).map(wire)).toEqual([wire(sent)])
+  return sub
 }
 
 describe('node:http2 transport with TLS', () => {
@@ -43,13 +54,7 @@ describe('node:http2 transport with TLS', () => {
     expect(alpn).toBe('h2')
     const client = new SignalingClient(server.address, credentials.createSsl(tls.cert), { 'grpc.ssl_target_name_override': 'localhost' })
     closers.push(() => client.close())
-    const key = randomKey()
-    const sub = subscribe(client, key)
-    await sub.synced
-    const sent = envelopeTo(key)
-    await publish(client, sent)
-    expect((await sub.waitFor(1)).map(wire)).toEqual([wire(sent)])
-    sub.call.cancel()
+    ;(await relaysOneEnvelope(client)).call.cancel()
   })
 
   it('refuses a TLS client that offers only HTTP/1.1', async () => {
@@ -110,12 +115,7 @@ describe.each<TransportName>(['h2', 'grpc-js'])('transport %s', (transport) => {
     const server = await start({ transport })
     const client = rawClient(server.address)
     closers.push(() => client.close())
-    const key = randomKey()
-    const sub = subscribe(client, key)
-    await sub.synced
-    const sent = envelopeTo(key)
-    await publish(client, sent)
-    expect((await sub.waitFor(1)).map(wire)).toEqual([wire(sent)])
+    const sub = await relaysOneEnvelope(client)
     const bad = await publish(client, envelopeTo(randomKey(7))).catch((e: ServiceError) => e)
     expect((bad as ServiceError).code).toBe(status.INVALID_ARGUMENT)
     expect(await listServices(server.address)).toContain('cunicu.signaling.Signaling')
