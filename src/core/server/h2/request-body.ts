@@ -33,8 +33,7 @@ class RequestState implements RequestContext {
     readonly encoding: string | undefined,
     readonly deadline: number,
     readonly peer: string,
-    /** Dropped once the handler ran: a Subscribe's state lives as long as its stream, its headers need not. */
-    public headers: IncomingHttpHeaders,
+    readonly headers: IncomingHttpHeaders,
   ) {}
 }
 
@@ -84,10 +83,9 @@ function onEnd(this: Reading): void {
   const message = unaryMessage(body, state.maxBytes, state.encoding)
   if (message.refusal) return endCall(this, message.refusal.code, message.refusal.details)
   state.handler(this, message.frame, state)
-  state.headers = NO_HEADERS
+  // A Subscribe's stream lives on: it need not keep its request's state and headers.
+  this[STATE] = FINISHED
 }
-
-const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 
 function onClose(this: Reading): void {
   finish(this[STATE])
@@ -102,9 +100,14 @@ function deadlineExceeded(stream: Reading): void {
 }
 
 function finish(state: RequestState): void {
+  if (state === FINISHED) return
   state.done = true
   if (state.timer) clearTimeout(state.timer)
   state.timer = undefined
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/** What a stream whose request was handled points to: done, nothing held. */
+const FINISHED = new RequestState(() => {}, 0, undefined, Infinity, '', {})
+FINISHED.done = true
