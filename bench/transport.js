@@ -22,7 +22,7 @@ const FULL = {
 }
 const QUICK = {
   cpu: { processes: 1, pairsPerProcess: 2, window: 1, warmupMs: 100, measureMs: 300, rounds: 1 },
-  idle: { peers: 400, processes: 2, settleMs: 300 },
+  idle: { peers: 200, processes: 1, settleMs: 300 },
 }
 const NO_RATE_LIMIT = ['--publish-rate', '1000000', '--publish-burst', '1000000']
 
