@@ -112,10 +112,22 @@ export class H2Transport implements ServerTransport {
     this.http2Server.emit('connection', socket)
   }
 
+  /**
+   * The final GOAWAY (the last stream we processed), then the clients close their connections themselves:
+   * what a drain wrote reaches them before the socket goes. Not session.close(), which would cut a
+   * connection as soon as its streams ended, before a slow (or stopped) client read its statuses.
+   */
   async shutdown(deadline: number): Promise<void> {
     clearInterval(this.#keepalive)
     this.http2Server.close()
-    for (const session of this.#sessions) if (!session.closed) session.close()
+    for (const session of this.#sessions) {
+      if (session.closed || session.destroyed) continue
+      try {
+        session.goaway(constants.NGHTTP2_NO_ERROR)
+      } catch {
+        session.destroy()
+      }
+    }
     const left = (): boolean => [...this.#sessions].some((s) => !s.destroyed)
     while (left() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
     this.forceShutdown()
