@@ -1,10 +1,12 @@
 // The node:http2 transport (src/core/server/h2/) on what the shared suites do not reach: TLS with ALPN h2,
-// deadlines that run out (a publish whose request never completes, a live subscription), and the same
+// deadlines that run out (a publish whose request never completes, a live subscription), keepalive pings, and the same
 // service behind `--transport grpc-js` (the flag keeps the reference transport working).
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { credentials, status, type ServiceError } from '@grpc/grpc-js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Envelope, SignalingClient, SubscribeParams } from '../src/gen/signaling/signaling.js'
+import { H2Transport } from '../src/core/server/h2/h2-transport.js'
 import { SignalingServer, type TransportName } from '../src/core/server/signaling-server.js'
 import { grpcFrame, h2session, PUBLISH_PATH, rawCall, SUBSCRIBE_PATH } from './helpers/raw-grpc.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe, wire, type Subscription } from './helpers/signaling.js'
@@ -122,5 +124,21 @@ describe.each<TransportName>(['h2', 'grpc-js'])('transport %s', (transport) => {
     expect(server.stats()).toMatchObject({ published: 1, delivered: 1, refusedPublishes: 1 })
     sub.call.cancel()
     await waitUntil(() => server.stats().subscribers === 0, 5000, 'the cancelled subscription to leave')
+  })
+})
+
+describe('node:http2 transport keepalive', () => {
+  it('pings every connection at its interval, and a connection that answers stays', async () => {
+    const transport = new H2Transport({ maxReceiveBytes: 1 << 20, maxConcurrentStreams: 16, keepaliveIntervalMs: 100 })
+    const listener = createNetServer((socket) => transport.injectConnection(socket))
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
+    closers.push(() => new Promise((resolve) => listener.close(resolve)))
+    closers.push(() => transport.forceShutdown())
+    const session = h2session(`127.0.0.1:${(listener.address() as AddressInfo).port}`)
+    closers.push(() => session.close())
+    let pings = 0
+    session.on('ping', () => pings++)
+    await waitUntil(() => pings >= 2, 5000, 'two keepalive pings from the server')
+    expect(session.destroyed).toBe(false)
   })
 })

@@ -42,6 +42,8 @@ export interface TransportOptions {
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. */
   maxConcurrentStreams: number
   tls?: { cert: Buffer; key: Buffer }
+  /** Server keepalive: a PING to every connection this often (node:http2 transport; default 2 h, as grpc-js). */
+  keepaliveIntervalMs?: number
 }
 
 export interface ServerTransport {

@@ -83,7 +83,7 @@ export class H2Transport implements ServerTransport {
     this.http2Server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#stream(stream, headers))
     // A TLS handshake that fails is the client's problem, not the server's.
     this.http2Server.on('tlsClientError', () => {})
-    this.#keepalive = setInterval(() => this.#pingAll(), KEEPALIVE_INTERVAL_MS).unref()
+    this.#keepalive = setInterval(() => this.#pingAll(), options.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS).unref()
   }
 
   /** Health, reflection and RelayRegistry register here with their grpc-js definitions and implementations. */
