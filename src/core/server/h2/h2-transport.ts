@@ -75,6 +75,8 @@ export class H2Transport implements ServerTransport {
     this.#options = options
     // maxDeflateDynamicTableSize 0: our response headers are a handful of constants; a dynamic table per
     // connection to compress them costs memory on every idle peer for a few bytes per call.
+    // maxSessionMemory (MB) bounds what one connection may make nghttp2 and Node hold; the subscriber
+    // queues write only while a stream drains, so a client that reads never comes near it.
     const common = { settings: sessionSettings(options), maxSessionMemory: 64, maxDeflateDynamicTableSize: 0 }
     this.http2Server = options.tls
       ? createSecureServer({ ...common, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2'], allowHTTP1: false })
