@@ -5,7 +5,7 @@
 //
 //   node bench/run.js            the full run (~2-3 minutes on 2 cores)
 //   node bench/run.js --quick    tiny counts, seconds; proves the harness works (test/bench-smoke.test.ts)
-//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session clisession cluster auth forward)
+//   node bench/run.js --only relay,crypto    a subset (relay latency memory crypto cli session clisession cluster auth forward transport)
 //   node bench/run.js --out FILE             results elsewhere than bench/results.json
 //   node bench/run.js --no-snapshot          run from this checkout's dist/ instead of a private copy
 import { spawn, spawnSync } from 'node:child_process'
@@ -39,6 +39,7 @@ import { cluster } from './cluster.js'
 import { cliSession } from './cli-session.js'
 import { latency } from './latency.js'
 import { memory } from './memory.js'
+import { transport } from './transport.js'
 /** The Message size the issue asks for; bench/payload.js builds a Message of exactly this size. */
 const MESSAGE_BYTES = 200
 
@@ -477,7 +478,7 @@ function table() {
   return [render(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(render)].join('\n')
 }
 
-const SECTIONS = { crypto, cli, relay, latency: () => latency({ cfg: CFG.latency, row, log, notes }), memory: () => memory({ cfg: CFG.memory, row, log, quick }), session, clisession: () => cliSession({ runs: quick ? 1 : 7, row, log }), cluster: () => cluster({ cfg: CFG.relay, row, log, notes, relayThroughput }), auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }) }
+const SECTIONS = { crypto, cli, relay, latency: () => latency({ cfg: CFG.latency, row, log, notes }), memory: () => memory({ cfg: CFG.memory, row, log, quick }), session, clisession: () => cliSession({ runs: quick ? 1 : 7, row, log }), cluster: () => cluster({ cfg: CFG.relay, row, log, notes, relayThroughput }), auth, forward: () => forward({ cfg: CFG.forward, row, log, notes }), transport: () => transport({ quick, row, log, notes }) }
 
 async function main() {
   installCleanup()

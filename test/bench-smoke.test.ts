@@ -40,6 +40,9 @@ const ROWS = [
   'auth-subscribe-cpu',
   'forward',
   'cli-session',
+  'transport-cpu',
+  'transport-cpu-grpc-js',
+  'transport-idle-peer',
 ]
 
 test('node bench/run.js --quick produces every figure as a finite positive number', async () => {

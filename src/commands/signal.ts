@@ -6,7 +6,7 @@ import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import type { ClusterEvent } from '../core/server/cluster/cluster.js'
-import type { ServerStats } from '../core/server/signaling-server.js'
+import type { ServerStats, TransportName } from '../core/server/signaling-server.js'
 import type { ServerLog } from '../core/server/server-log.js'
 
 export default class Signal extends BaseCommand {
@@ -37,7 +37,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'queue-envelopes': Flags.integer({ summary: 'Envelopes queued per slow subscriber before the oldest is dropped.', default: 1024, min: 1 }),
     'queue-bytes': Flags.integer({ summary: 'Bytes queued per slow subscriber before the oldest is dropped.', default: 4 * 1024 * 1024, min: 1024 }),
     'max-subscriptions-per-connection': Flags.integer({ summary: 'Open subscriptions one client connection may hold (RESOURCE_EXHAUSTED above).', default: 64, min: 1 }),
-    'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 10_000, min: 1 }),
+    'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 20_000, min: 1 }),
     'max-connection-streams': Flags.integer({ summary: 'HTTP/2 concurrent streams per connection; more calls wait in the client. Must exceed --max-subscriptions-per-connection.', default: 256, min: 2 }),
     'publish-rate': Flags.integer({ summary: 'Publishes per second one connection may sustain (RESOURCE_EXHAUSTED above).', default: 200, min: 1 }),
     'publish-burst': Flags.integer({ summary: 'Publishes one idle connection may send at once.', default: 400, min: 1 }),
@@ -55,7 +55,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     }),
     'subscribe-rate': Flags.integer({ summary: 'Subscribe calls per second one connection may sustain (RESOURCE_EXHAUSTED above).', default: 20, min: 1 }),
     'subscribe-burst': Flags.integer({ summary: 'Subscribe calls one idle connection may make at once.', default: 64, min: 1 }),
-    'max-connections': Flags.integer({ summary: 'Open client connections on the whole server; more are closed at once.', default: 10_000, min: 1 }),
+    'max-connections': Flags.integer({ summary: 'Open client connections on the whole server; more are closed at once.', default: 20_000, min: 1 }),
     'max-connections-per-ip': Flags.integer({ summary: 'Open client connections from one IP address; more are closed at once.', default: 256, min: 1 }),
     'handshake-timeout': Flags.integer({ summary: 'Seconds a connection has to complete TLS and the HTTP/2 preface + SETTINGS before it is closed.', default: 10, min: 1 }),
     'idle-timeout': Flags.integer({ summary: 'Seconds a connection without any open stream (no subscription) may stay before GOAWAY closes it.', default: 300, min: 1 }),
@@ -70,6 +70,12 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'stun-listen': Flags.string({ summary: 'Answer STUN Binding requests (RFC 5389) on UDP HOST:PORT; GetRelays then hands peers a stun: URL for it.' }),
     'stun-advertise': Flags.string({ summary: 'The HOST:PORT peers should use for --stun-listen, when it differs (NAT, wildcard listen address).', dependsOn: ['stun-listen'] }),
     'stun-rate': Flags.integer({ summary: 'STUN requests per second one source address may sustain; more are dropped.', default: 20, min: 1 }),
+    transport: Flags.string({
+      summary: 'The gRPC server underneath: h2 (our own on node:http2, the relay hot path) or grpc-js (the reference).',
+      description: 'Both serve the same service to every gRPC client; BENCHMARKS.md "Transport" has the figures that made h2 the default.',
+      options: ['h2', 'grpc-js'],
+      default: 'h2',
+    }),
     cluster: Flags.string({
       summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub).',
       description:
@@ -94,6 +100,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     try {
       server = await SignalingServer.start({
         listen: flags.listen,
+        transport: flags.transport as TransportName,
         ...(tls ? { tls } : {}),
         limits: {
           maxEnvelopeBytes: flags['max-envelope-bytes'],
