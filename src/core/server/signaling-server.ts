@@ -35,6 +35,9 @@ export { DEFAULT_LIMITS, parseListen, SignalingServerError, type ServerLimits } 
 export type { ServerStats } from './server-stats.js'
 export type { TransportName } from './transport.js'
 
+/** How long a drain waits for clients to close their connections after every stream has ended. */
+const CLIENT_CLOSE_LINGER_MS = 1500
+
 export interface SignalingServerOptions {
   /** "HOST:PORT"; port 0 picks a free one; IPv6 as "[::1]:0"; an empty host means all IPv4 interfaces. */
   listen: string
@@ -281,7 +284,10 @@ export class SignalingServer {
     this.#auth?.close()
     await this.#cluster?.close()
     await this.#stun?.close()
-    await this.#transport.shutdown(Math.max(performance.now() + 100, deadline))
+    // The clients close their connections once they read the statuses; one that does not (stopped, or slow
+    // under load) holds the exit up to CLIENT_CLOSE_LINGER_MS, not the whole grace: a rolling restart must
+    // not wait for the clients to leave.
+    await this.#transport.shutdown(Math.max(performance.now() + 100, Math.min(deadline, performance.now() + CLIENT_CLOSE_LINGER_MS)))
     this.#guard?.destroyAll()
     this.#log.info({ event: 'drain', phase: 'done', ms: Math.round(performance.now() - started), unflushedEnvelopes: unflushed, unaryInFlight: this.#transport.unaryInFlight }, 'drained')
   }
