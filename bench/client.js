@@ -9,15 +9,15 @@
 //            publishes to subscriber i's key with `window` calls in flight; counts deliveries in the window.
 //            target 'echo': the same publishers call the echo server instead (no subscribers).
 //            `subAddress` (optional): the subscribers connect there instead (another cluster instance).
-//   latency  open-loop: envelopes sent at `rate`/s on a 1 ms timer regardless of answers; each carries its
-//            send time (performance.now(), same process) in its nonce; latency = arrival - send.
-//   hold     `streams` idle subscribe streams spread over `channels` connections, for the memory row.
+//   hold     `streams` idle subscribe streams spread over `channels` connections (bare node:http2), for the memory rows.
 import { randomBytes } from 'node:crypto'
+import { connect } from 'node:http2'
 import { Client, credentials } from '@grpc/grpc-js'
 import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
 import { sealMessage } from '../dist/core/envelope.js'
 import { PrivateKey } from '../dist/core/keys.js'
 import { messageOfSize } from './payload.js'
+import { nextMessage, onShutdown, send, serveTask, sleep } from './child.js'
 
 const PATHS = {
   signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
@@ -29,28 +29,11 @@ const CHANNEL_OPTIONS = {
   'grpc.use_local_subchannel_pool': 1,
 }
 
-const clients = []
-let stopping = false
-
-function send(m) {
-  if (process.connected) process.send(m)
-}
-
 function newClient(address) {
   const client = new Client(address, credentials.createInsecure(), CHANNEL_OPTIONS)
-  clients.push(client)
+  onShutdown(() => client.close())
   return client
 }
-
-function shutdown(code = 0) {
-  stopping = true
-  for (const c of clients) c.close()
-  // Streams being cancelled may still emit; exit regardless.
-  setTimeout(() => process.exit(code), 50).unref()
-  process.exitCode = code
-}
-
-process.on('disconnect', () => shutdown(0))
 
 const NONCE_MARK = Buffer.alloc(24, 0xab)
 
@@ -83,17 +66,6 @@ function subscribeAll(address, paths, keys, clientFor, onFrame) {
         }),
     ),
   )
-}
-
-function nextMessage(type) {
-  return new Promise((resolve) => {
-    const on = (m) => {
-      if (m.type !== type) return
-      process.off('message', on)
-      resolve(m)
-    }
-    process.on('message', on)
-  })
 }
 
 async function relay(task) {
@@ -142,105 +114,38 @@ async function relay(task) {
   send({ type: 'result', delivered, published, failed, elapsedMs, envelopeBytes: envelopes[0].length })
 }
 
-async function latency(task) {
-  const { address, target, pairs, rate, warmupMs, measureMs, messageBytes } = task
-  const paths = PATHS[target]
-  const from = PrivateKey.generate()
-  const keys = Array.from({ length: pairs }, () => PrivateKey.generate())
-  const templates = keys.map((k) => sealedEnvelope(from, k.publicKey, messageBytes))
-  const samples = []
-  let windowStart = Infinity
-  let windowEnd = Infinity
-  let received = 0
-  const arrived = (frame, offset) => {
-    const now = performance.now()
-    const sentAt = frame.readDoubleLE(offset)
-    if (sentAt >= windowStart && sentAt < windowEnd) {
-      samples.push(now - sentAt)
-      received++
-    }
-  }
-  if (target === 'signal') {
-    const subs = keys.map(() => newClient(address))
-    await subscribeAll(address, paths, keys.map((k) => k.publicKey.bytes), (i) => subs[i], (i, frame) =>
-      arrived(frame, templates[i].nonceOffset),
-    )
-  }
-  const pubs = keys.map(() => newClient(address))
-  // One call per publisher first, so connection setup is not in the figures.
-  await Promise.all(pubs.map((c, i) => new Promise((r) => c.makeUnaryRequest(paths.publish, identity, identity, templates[i].bytes, r))))
-  send({ type: 'ready', envelopeBytes: templates[0].bytes.length })
-  await nextMessage('go')
-  const t0 = performance.now()
-  windowStart = t0 + warmupMs
-  windowEnd = windowStart + measureMs
-  const total = Math.round(((warmupMs + measureMs) * rate) / 1000)
-  let sent = 0
-  let sentInWindow = 0
-  let errors = 0
-  await new Promise((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000))
-      while (sent < due) {
-        const i = sent % pairs
-        const bytes = Buffer.from(templates[i].bytes)
-        const sentAt = performance.now()
-        bytes.writeDoubleLE(sentAt, templates[i].nonceOffset)
-        if (sentAt >= windowStart && sentAt < windowEnd) sentInWindow++
-        pubs[i].makeUnaryRequest(paths.publish, identity, identity, bytes, (err, answer) => {
-          if (err) errors++
-          else if (target === 'echo') arrived(answer, templates[i].nonceOffset)
-        })
-        sent++
-      }
-      if (sent >= total || stopping) resolve()
-      else setTimeout(tick, 1)
-    }
-    tick()
-  })
-  // Stragglers: give in-flight envelopes a bounded time to arrive; what does not is reported as lost.
-  for (let waited = 0; received < sentInWindow && waited < 1000; waited += 20) await sleep(20)
-  const sorted = Float64Array.from(samples).sort()
-  const at = (p) => (sorted.length ? sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1] : NaN)
-  send({
-    type: 'result',
-    samples: sorted.length,
-    sentInWindow,
-    lost: sentInWindow - received,
-    errors,
-    achievedRate: (sentInWindow * 1000) / measureMs,
-    p50: at(50),
-    p99: at(99),
-    max: sorted.length ? sorted[sorted.length - 1] : NaN,
-  })
-}
-
+/**
+ * Idle streams on bare node:http2 sessions: a grpc-js client costs ~0.5 ms of client CPU per stream, which
+ * made opening 100,000 of them take longer than the rest of the bench; the server sees the same gRPC calls.
+ */
 async function hold(task) {
   const { address, target, streams, channels } = task
-  const paths = PATHS[target]
-  const conns = Array.from({ length: channels }, () => newClient(address))
-  await Promise.all(conns.map((c) => new Promise((resolve, reject) => c.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())))))
+  const headers = { ':method': 'POST', ':path': PATHS[target].subscribe, 'content-type': 'application/grpc', te: 'trailers' }
+  const sessions = Array.from({ length: channels }, () => {
+    const session = connect(`http://${address}`)
+    onShutdown(() => session.destroy())
+    return session
+  })
+  await Promise.all(sessions.map((s) => new Promise((resolve, reject) => (s.once('remoteSettings', resolve), s.once('error', reject)))))
   send({ type: 'connected' })
   await nextMessage('open')
-  const keys = Array.from({ length: streams }, () => randomBytes(32))
-  await subscribeAll(address, paths, keys, (i) => conns[i % channels], () => {})
+  await Promise.all(
+    Array.from({ length: streams }, (_, i) => {
+      const params = SubscribeParams.encode({ key: randomBytes(32) }).finish()
+      const body = Buffer.alloc(5 + params.length)
+      body.writeUInt32BE(params.length, 1)
+      body.set(params, 5)
+      return new Promise((resolve, reject) => {
+        const req = sessions[i % channels].request(headers)
+        // The first DATA is the sync frame (signal's empty envelope, echo's empty Hold frame): the call is live.
+        req.once('data', () => resolve())
+        req.on('error', () => {})
+        req.once('close', () => reject(new Error(`hold stream ${i} closed before its first frame (HTTP/2 code ${req.rstCode})`)))
+        req.end(body)
+      })
+    }),
+  )
   send({ type: 'held', streams })
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-const MODES = { relay, latency, hold }
-
-process.once('message', async (task) => {
-  process.on('message', (m) => m.type === 'stop' && shutdown(0))
-  try {
-    const mode = MODES[task.mode]
-    if (!mode) throw new Error(`unknown mode ${task.mode}`)
-    await mode(task)
-  } catch (err) {
-    send({ type: 'error', message: err.stack ?? String(err) })
-    shutdown(1)
-  }
-})
+serveTask({ relay, hold }, 'mode')

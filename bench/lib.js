@@ -71,7 +71,8 @@ const PROFILE_ARGS = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir
 /**
  * A tracked child whose stdout is NDJSON. `next(match, ms, what)` resolves with the first matching line, seen
  * or still to come, as `{ at, event }` (`at`: performance.now() when it arrived); it rejects when the child
- * exits first (with its stderr) or after `ms`. The latest 1,000 lines are kept, so a long run stays small.
+ * exits first (with its stderr) or after `ms`. The latest 1,000 lines are kept, so a long run stays small;
+ * `stderrTail()` is the last 4,000 characters of its stderr.
  */
 export function ndjsonProcess(command, args, env = PROD_ENV) {
   const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
@@ -103,7 +104,7 @@ export function ndjsonProcess(command, args, env = PROD_ENV) {
       ms,
       what,
     )
-  return { child, pid: child.pid, next }
+  return { child, pid: child.pid, next, stderrTail: () => stderr }
 }
 
 /**
@@ -114,7 +115,8 @@ export function ndjsonProcess(command, args, env = PROD_ENV) {
 export async function startListeningProcess(args, what) {
   const proc = ndjsonProcess(process.execPath, [...PROFILE_ARGS, ...args])
   const { event } = await proc.next((e) => e.type === 'listening' && e.address, 15_000, `${what} start`)
-  return { child: proc.child, pid: proc.pid, address: event.address }
+  // metrics: the --metrics listener's address, when the server has one.
+  return { child: proc.child, pid: proc.pid, address: event.address, metrics: event.metrics, stderrTail: proc.stderrTail }
 }
 
 /** `extraArgs`: e.g. ['--cluster', 'redis://127.0.0.1:PORT']. */
@@ -129,7 +131,7 @@ function redisServerBinary() {
 }
 
 /** A port that was free a moment ago on 127.0.0.1 (redis-server cannot be told to pick one itself). */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
@@ -143,16 +145,17 @@ function freePort() {
 /**
  * A redis-server of our own on a free loopback port, storing nothing (as test/helpers/redis.ts starts it),
  * tracked like every other child so it is killed by PID at the end and on failure. A port taken between
- * freePort() and the bind is retried (3 attempts).
+ * freePort() and the bind is retried (3 attempts). `extraArgs(port)`: more options (a cluster node's).
  */
-export async function startRedis() {
+export async function startRedis(extraArgs = async () => []) {
   const binary = redisServerBinary()
   let lastError
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const child = track(spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] }))
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...(await extraArgs(port))]
+    const child = track(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
     let log = ''
-    const proc = { child, pid: child.pid, address: `127.0.0.1:${port}`, url: `redis://127.0.0.1:${port}` }
+    const proc = { child, pid: child.pid, port, address: `127.0.0.1:${port}`, url: `redis://127.0.0.1:${port}` }
     try {
       await withTimeout(
         new Promise((resolve, reject) => {
@@ -195,11 +198,12 @@ export async function stopProcess(proc) {
 }
 
 /**
- * Forks bench/client.js with a task; resolves with its single result message. The client exits when done,
- * and also when we disconnect (so it never outlives the orchestrator's IPC channel).
+ * Forks a bench child (bench/client.js unless `script` names another file in bench/) with a task; `next(type)`
+ * resolves with its message of that type. The child exits when done, and also when we disconnect (so it
+ * never outlives the orchestrator's IPC channel).
  */
-export function runClient(task, timeoutMs) {
-  const child = track(fork(join(BENCH_DIR, 'client.js'), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+export function runClient(task, timeoutMs, script = 'client.js') {
+  const child = track(fork(join(BENCH_DIR, script), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const handle = {
     child,
     pid: child.pid,

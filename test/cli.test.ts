@@ -56,17 +56,19 @@ describe('keygen and pubkey', () => {
   })
 
   it('keygen loads neither gRPC, Ink, React nor the ICE agent; without flags not even oclif', async () => {
-    const imports = async (args: string[]) => {
+    // Module by module (CUNICU_BUNDLE=0): in dist/bundle/cli.cjs the code is one file, so a trace of module
+    // files cannot tell what ran (test/startup.test.ts checks the bundled start for what stays outside it).
+    const imports = async (args: string[], bundle = '0') => {
       const trace = join(tmp(), 'imports.txt')
       const hook = new URL('./helpers/trace-imports.mjs', import.meta.url).pathname
-      const { code, stdout } = await runCli(args, { env: { NODE_OPTIONS: `--import ${hook}`, TRACE_IMPORTS_FILE: trace } })
+      const { code, stdout } = await runCli(args, { env: { NODE_OPTIONS: `--import ${hook}`, TRACE_IMPORTS_FILE: trace, CUNICU_BUNDLE: bundle } })
       expect(code).toBe(0)
       expect(stdout).toContain('=')
       return readFileSync(trace, 'utf8')
     }
-    const fast = await imports(['keygen'])
+    const fast = await imports(['keygen'], '1') // the bundle is never read without flags
     expect(fast).toContain('/dist/core/key-generation.js') // the trace works
-    expect(fast).not.toMatch(/@oclif|@grpc|\/ink\/|\/react\/|werift|@noble\/curves/)
+    expect(fast).not.toMatch(/@oclif|@grpc|\/ink\/|\/react\/|werift|@noble\/curves|bundle\/loader/)
     const withFlags = await imports(['keygen', '--json'])
     expect(withFlags).toContain('@oclif/core')
     expect(withFlags).not.toMatch(/@grpc|\/ink\/|\/react\/|werift/)

@@ -222,6 +222,39 @@ describe('SessionIceServers', () => {
     expect(servers.renewedTurn('turn:other:1')).toBeUndefined()
     servers.close()
   })
+
+  it('servers still on their way: not settled, the flags\' options only; told and used once they arrive', async () => {
+    let arrive!: (servers: ResolvedIceServers) => void
+    const events: SessionEventBody[] = []
+    const servers = new SessionIceServers({ ice: { stunServers: [stunA] }, servers: new Promise((resolve) => (arrive = resolve)), renew: undefined, emit: (e) => events.push(e) })
+    servers.announce() // the session announces at start, before the answer
+    expect(servers.settled).toBe(false)
+    expect(servers.current()).toEqual({ stunServers: [stunA] })
+    expect(events).toEqual([])
+    arrive(resolved({ turnServers: [turn], turnInfo: [{ url: turn.url, username: 'u', source: 'server' }] }))
+    await servers.ready
+    expect(servers.settled).toBe(true)
+    expect(servers.current()).toEqual({ stunServers: [stunA], turnServers: [turn] })
+    expect(events).toEqual([{ type: 'relays', stun: [], turn: [{ url: turn.url, username: 'u', source: 'server' }], skipped: [] }])
+  })
+
+  it('a failed gathering is one error and no servers; after close nothing is told', async () => {
+    const events: SessionEventBody[] = []
+    const failed = new SessionIceServers({ ice: undefined, servers: Promise.reject(new Error('boom')), renew: undefined, emit: (e) => events.push(e) })
+    failed.announce()
+    await failed.ready
+    expect(failed.settled).toBe(true)
+    expect(failed.current()).toBeUndefined()
+    expect(events).toEqual([{ type: 'error', source: 'backend', message: 'could not gather STUN/TURN servers: boom' }])
+    const late: SessionEventBody[] = []
+    const closed = new SessionIceServers({ ice: undefined, servers: Promise.resolve(resolved({ turnServers: [turn] })), renew: async () => resolved({}), emit: (e) => late.push(e) })
+    closed.announce()
+    closed.start()
+    closed.close()
+    await closed.ready
+    expect(late).toEqual([])
+    expect(closed.renewedTurn(turn.url)).toBeUndefined() // no renewal was started after close
+  })
 })
 
 describe('PeerMessages', () => {

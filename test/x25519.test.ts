@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { x25519 } from '@noble/curves/ed25519.js'
 import { boxSharedKey } from '../src/core/shared-key-cache.js'
 import { PrivateKey, PublicKey } from '../src/core/keys.js'
-import { nobleX25519, nodeX25519, x25519Implementation, x25519SharedSecret, X25519Error } from '../src/core/x25519.js'
+import { nobleX25519, nodeX25519, x25519Implementation, x25519PublicKey, x25519SharedSecret, X25519Error } from '../src/core/x25519.js'
 import { b64, boxVectors, keyPairs, toB64 } from './helpers/vectors.js'
 
 const BASEPOINT = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0))
@@ -32,6 +32,17 @@ describe('X25519: node:crypto and @noble/curves give the same bytes', () => {
       const sender = PrivateKey.parse(v.senderPrivate)
       const recipient = PublicKey.parse(v.recipientPublic)
       expect(toB64(boxSharedKey(sender, recipient, nodeX25519))).toBe(toB64(boxSharedKey(sender, recipient, nobleX25519)))
+    }
+  })
+
+  it('x25519PublicKey (what PrivateKey uses) gives keys.json\'s public keys and noble\'s for random keys', () => {
+    for (const pair of keyPairs) {
+      expect(toB64(x25519PublicKey(b64(pair.private)))).toBe(pair.public)
+      expect(PrivateKey.parse(pair.private).publicKey.toString()).toBe(pair.public)
+    }
+    for (let i = 0; i < 100; i++) {
+      const secret = x25519.utils.randomSecretKey()
+      expect(toB64(x25519PublicKey(secret))).toBe(toB64(x25519.getPublicKey(secret)))
     }
   })
 

@@ -8,7 +8,6 @@ import { writeNdjson } from '../cli/ndjson.js'
 import { openClient } from '../cli/open-client.js'
 import { abortOnSignals } from '../cli/shutdown.js'
 import { PublicKey } from '../core/keys.js'
-import { messageToJson, parseMessageJson } from '../core/message-json.js'
 import { messageKind } from '../core/message-kind.js'
 import type { Message } from '../gen/signaling/signaling.js'
 
@@ -36,6 +35,8 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND'], { 0:
   async run(): Promise<{ type: 'summary'; at: string; published: number }> {
     const { argv, flags } = await this.parse(Publish)
     const peers = (argv as string[]).map((text, i) => this.orUsage(() => PublicKey.parse(text, `PEER_PK #${i + 1}`)))
+    // The strict Message JSON reader (protobufjs over proto/) loads only here: the other bundled commands never need it.
+    const { messageToJson, parseMessageJson } = await import('../core/message-json.js')
     const single = flags.message === undefined ? undefined : this.orUsage(() => parseMessageJson(flags.message!), '--message')
     if (!single && process.stdin.isTTY) this.fail('no --message given and stdin is a terminal: pipe NDJSON messages in, or pass --message JSON', ExitCode.Usage)
 

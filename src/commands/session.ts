@@ -84,6 +84,11 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_C
     const shutdown = abortOnSignals()
     const client = await openClient(this, flags, backendUrls(flags.backend))
     if (client.key.publicKey.equals(peer)) this.fail('PEER_PK is our own public key: a peer cannot open a session with itself', ExitCode.Usage)
+    // The servers' relays are asked now; the session subscribes and exchanges credentials while the answer
+    // travels, and only its ICE agent waits for it.
+    const relaySources = { backendUrls: backendUrls(flags.backend), publicKey: client.key.publicKey.bytes }
+    const iceServers = ice.resolve({ ...relaySources, signal: shutdown.signal })
+    iceServers.catch(() => {}) // the session reports a failure; an early one is not unhandled
     const { Session } = await import('../core/session/session.js')
     let forwarder: import('../core/session/forwarder.js').Forwarder | undefined
     if (flags.forward) {
@@ -96,8 +101,6 @@ ${helpSections(['CUNICU_KEY_FILE', 'CUNICU_PRIVATE_KEY', 'CUNICU_BACKEND', 'NO_C
         return this.fail((err as Error).message, ExitCode.Usage)
       })
     }
-    const relaySources = { backendUrls: backendUrls(flags.backend), publicKey: client.key.publicKey.bytes }
-    const iceServers = await ice.resolve({ ...relaySources, signal: shutdown.signal })
     const session = new Session({
       backend: client.backend,
       ours: client.key,

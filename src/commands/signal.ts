@@ -6,7 +6,7 @@ import { helpSections } from '../cli/help.js'
 import { writeNdjson } from '../cli/ndjson.js'
 import { abortOnSignals, whenAborted } from '../cli/shutdown.js'
 import type { ClusterEvent } from '../core/server/cluster/cluster.js'
-import type { ServerStats } from '../core/server/signaling-server.js'
+import type { ServerStats, TransportName } from '../core/server/signaling-server.js'
 import type { ServerLog } from '../core/server/server-log.js'
 
 export default class Signal extends BaseCommand {
@@ -37,7 +37,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'queue-envelopes': Flags.integer({ summary: 'Envelopes queued per slow subscriber before the oldest is dropped.', default: 1024, min: 1 }),
     'queue-bytes': Flags.integer({ summary: 'Bytes queued per slow subscriber before the oldest is dropped.', default: 4 * 1024 * 1024, min: 1024 }),
     'max-subscriptions-per-connection': Flags.integer({ summary: 'Open subscriptions one client connection may hold (RESOURCE_EXHAUSTED above).', default: 64, min: 1 }),
-    'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 10_000, min: 1 }),
+    'max-streams': Flags.integer({ summary: 'Open subscriptions on the whole server (RESOURCE_EXHAUSTED above).', default: 20_000, min: 1 }),
     'max-connection-streams': Flags.integer({ summary: 'HTTP/2 concurrent streams per connection; more calls wait in the client. Must exceed --max-subscriptions-per-connection.', default: 256, min: 2 }),
     'publish-rate': Flags.integer({ summary: 'Publishes per second one connection may sustain (RESOURCE_EXHAUSTED above).', default: 200, min: 1 }),
     'publish-burst': Flags.integer({ summary: 'Publishes one idle connection may send at once.', default: 400, min: 1 }),
@@ -55,7 +55,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     }),
     'subscribe-rate': Flags.integer({ summary: 'Subscribe calls per second one connection may sustain (RESOURCE_EXHAUSTED above).', default: 20, min: 1 }),
     'subscribe-burst': Flags.integer({ summary: 'Subscribe calls one idle connection may make at once.', default: 64, min: 1 }),
-    'max-connections': Flags.integer({ summary: 'Open client connections on the whole server; more are closed at once.', default: 10_000, min: 1 }),
+    'max-connections': Flags.integer({ summary: 'Open client connections on the whole server; more are closed at once.', default: 20_000, min: 1 }),
     'max-connections-per-ip': Flags.integer({ summary: 'Open client connections from one IP address; more are closed at once.', default: 256, min: 1 }),
     'handshake-timeout': Flags.integer({ summary: 'Seconds a connection has to complete TLS and the HTTP/2 preface + SETTINGS before it is closed.', default: 10, min: 1 }),
     'idle-timeout': Flags.integer({ summary: 'Seconds a connection without any open stream (no subscription) may stay before GOAWAY closes it.', default: 300, min: 1 }),
@@ -70,9 +70,16 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'stun-listen': Flags.string({ summary: 'Answer STUN Binding requests (RFC 5389) on UDP HOST:PORT; GetRelays then hands peers a stun: URL for it.' }),
     'stun-advertise': Flags.string({ summary: 'The HOST:PORT peers should use for --stun-listen, when it differs (NAT, wildcard listen address).', dependsOn: ['stun-listen'] }),
     'stun-rate': Flags.integer({ summary: 'STUN requests per second one source address may sustain; more are dropped.', default: 20, min: 1 }),
+    transport: Flags.string({
+      summary: 'The gRPC server underneath: h2 (our own on node:http2, the relay hot path) or grpc-js (the reference).',
+      description: 'Both serve the same service to every gRPC client; BENCHMARKS.md "Transport" has the figures that made h2 the default.',
+      options: ['h2', 'grpc-js'],
+      default: 'h2',
+    }),
     cluster: Flags.string({
-      summary: 'Serve one key space together with other instances through Redis Pub/Sub: redis://HOST:PORT.',
-      description: 'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect.',
+      summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub).',
+      description:
+        'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect. With redis-cluster:// (rediss-cluster:// for TLS) each key\'s channel lives on one shard (SSUBSCRIBE/SPUBLISH); after a master fails over, the channels are subscribed again on the new one.',
     }),
   }
 
@@ -82,6 +89,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     const auth = flags['require-auth'] ? { serverKey: await this.serverKey(flags['server-key']), maxSkewMs: flags['auth-skew'] * 1000 } : undefined
     if (flags.relay) await this.checkRelays(flags.relay)
     const metricsListen = flags.metrics ? await this.parseListenFlag('--metrics', flags.metrics) : undefined
+    const cluster = flags.cluster ? await this.parseClusterFlag(flags.cluster) : undefined
     for (const [flag, value] of [['--stun-listen', flags['stun-listen']], ['--stun-advertise', flags['stun-advertise']]] as const) {
       if (value !== undefined) await this.parseListenFlag(flag, value)
     }
@@ -92,6 +100,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     try {
       server = await SignalingServer.start({
         listen: flags.listen,
+        transport: flags.transport as TransportName,
         ...(tls ? { tls } : {}),
         limits: {
           maxEnvelopeBytes: flags['max-envelope-bytes'],
@@ -118,7 +127,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
         ...(auth ? { auth } : {}),
         version: this.config.version,
         ...(flags.relay ? { relays: flags.relay } : {}),
-        ...(flags.cluster ? { cluster: flags.cluster, onClusterEvent: (event: ClusterEvent) => this.clusterEvent(event, Boolean(flags.json)) } : {}),
+        ...(cluster ? { cluster, onClusterEvent: (event: ClusterEvent) => this.clusterEvent(event, Boolean(flags.json)) } : {}),
       })
     } catch (err) {
       shutdown.dispose()
@@ -162,6 +171,11 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     shutdown.dispose()
     // The exit code (143 after SIGTERM, 130 after SIGINT) is set by BaseCommand once run() returns: only
     // after the drain, as a rolling restart expects.
+  }
+
+  private async parseClusterFlag(value: string) {
+    const { parseClusterUrl } = await import('../core/server/cluster/cluster-url.js')
+    return this.orUsage(() => parseClusterUrl(value))
   }
 
   private async parseListenFlag(flag: string, value: string) {
@@ -215,7 +229,10 @@ export function stoppedLine(s: ServerStats): string {
     `refused publishes: ${reasons(s.refusedPublishesByReason)}; refused subscribes: ${reasons(s.refusedSubscribesByReason)}; ` +
     `connections: ${s.connectionsAccepted} accepted, refused ${reasons(s.connectionsRefusedByReason)}, closed ${reasons(s.connectionsClosedByReason)}` +
     (s.stun ? `; stun: ${reasons(s.stun)}` : '') +
-    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '')
+    (s.cluster ? `; cluster: ${s.cluster.published} out, ${s.cluster.received} in, ${s.cluster.publishFailed} failed, ${s.cluster.outages} outages` : '') +
+    (s.cluster?.rediscoveries !== undefined
+      ? `, ${s.cluster.rediscoveries} rediscoveries, ${s.cluster.resubscribed ?? 0} resubscribed, ${s.cluster.duplicates ?? 0} duplicates`
+      : '')
   )
 }
 

@@ -1,6 +1,6 @@
 // X25519 keys in WireGuard's text form (WIRE.md §1) and the ICE role rule (WIRE.md §2).
-import { x25519 } from '@noble/curves/ed25519.js'
 import { generatePrivateKeyBytes } from './key-generation.js'
+import { x25519PublicKey } from './x25519.js'
 
 export const KEY_LENGTH = 32
 
@@ -59,7 +59,7 @@ export class PrivateKey {
   constructor(bytes: Uint8Array) {
     if (bytes.length !== KEY_LENGTH) throw new KeyError(`a key must be ${KEY_LENGTH} bytes, got ${bytes.length}`)
     this.#bytes = Uint8Array.from(bytes)
-    this.publicKey = new PublicKey(x25519.getPublicKey(this.#bytes))
+    this.publicKey = new PublicKey(x25519PublicKey(this.#bytes))
   }
 
   /** A fresh key, clamped like `wg genkey`. */

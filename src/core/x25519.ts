@@ -3,7 +3,16 @@
 // `--require-auth` proof). @noble/curves stays as the portable path (runtimes without node:crypto X25519)
 // and as the reference the tests compare against: both give the same bytes (test/x25519.test.ts).
 import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto'
-import { x25519 } from '@noble/curves/ed25519.js'
+import { createRequire } from 'node:module'
+
+/**
+ * @noble/curves, loaded on first use: only runtimes without node:crypto X25519 (and the tests' cross-checks)
+ * need it, and evaluating it costs every start ~5 ms. Synchronous because X25519 is (require of an ES
+ * module works from Node 20.19, this package's minimum).
+ */
+function noble(): typeof import('@noble/curves/ed25519.js').x25519 {
+  return (createRequire(import.meta.url)('@noble/curves/ed25519.js') as typeof import('@noble/curves/ed25519.js')).x25519
+}
 
 export type X25519 = (privateKey: Uint8Array, publicKey: Uint8Array) => Uint8Array
 
@@ -46,18 +55,23 @@ export const nodeX25519: X25519 = (privateKey, publicKey) => {
 /** X25519 through @noble/curves (pure JS): the portable path. */
 export const nobleX25519: X25519 = (privateKey, publicKey) => {
   try {
-    return x25519.getSharedSecret(privateKey, publicKey)
+    return noble().getSharedSecret(privateKey, publicKey)
   } catch (err) {
     throw new X25519Error((err as Error).message)
   }
 }
 
-/** Whether this runtime's node:crypto does X25519 (checked once, on a known pair). */
+// RFC 7748 §6.1: Alice's private key, Bob's public key and their shared secret. The runtime check below uses
+// these constants, not @noble/curves, because a pure-JS scalar multiplication at import costs ~10 ms of every
+// command's start-up (issue 10).
+const RFC7748_ALICE_PRIVATE = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex')
+const RFC7748_BOB_PUBLIC = Buffer.from('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f', 'hex')
+const RFC7748_SHARED = Buffer.from('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742', 'hex')
+
+/** Whether this runtime's node:crypto does X25519 (checked once, on RFC 7748's vector). */
 function nodeHasX25519(): boolean {
   try {
-    const a = new Uint8Array(32).fill(1)
-    const b = x25519.getPublicKey(new Uint8Array(32).fill(2))
-    return Buffer.from(nodeX25519(a, b)).equals(Buffer.from(x25519.getSharedSecret(a, b)))
+    return Buffer.from(nodeX25519(RFC7748_ALICE_PRIVATE, RFC7748_BOB_PUBLIC)).equals(RFC7748_SHARED)
   } catch {
     return false
   }
@@ -67,3 +81,12 @@ function nodeHasX25519(): boolean {
 export const x25519SharedSecret: X25519 = nodeHasX25519() ? nodeX25519 : nobleX25519
 
 export const x25519Implementation: 'node:crypto' | '@noble/curves' = x25519SharedSecret === nodeX25519 ? 'node:crypto' : '@noble/curves'
+
+/** The public key of a private key (X25519 with the base point), through the same implementation. */
+export const x25519PublicKey: (privateKey: Uint8Array) => Uint8Array =
+  x25519SharedSecret === nodeX25519
+    ? (privateKey) => {
+        const jwk = createPublicKey(privateObject(privateKey)).export({ format: 'jwk' })
+        return new Uint8Array(Buffer.from(jwk.x!, 'base64url'))
+      }
+    : (privateKey) => noble().getPublicKey(privateKey)

@@ -17,10 +17,14 @@ export class RedisServer {
   #child: ChildProcess | undefined
   #log = ''
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    readonly extraArgs: readonly string[],
+  ) {}
 
-  static async start(port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await unusedPort()))
+  /** `extraArgs`: more redis-server options (a cluster node's), kept for restarts. */
+  static async start(port?: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await unusedPort()), extraArgs)
     await server.start()
     return server
   }
@@ -36,7 +40,7 @@ export class RedisServer {
   /** Starts (again) on the same port; resolves once it accepts connections. */
   async start(): Promise<void> {
     if (this.#child) throw new Error('redis-server already running')
-    const child = spawn(redisServerBinary(), ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], {
+    const child = spawn(redisServerBinary(), ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...this.extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.#child = child

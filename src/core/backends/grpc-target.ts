@@ -2,7 +2,7 @@
 // backend and the relay fetch (GetRelays) on the same URL must agree on TLS, so both use this parser and
 // these channel credentials. Booleans follow Go's strconv.ParseBool, as cunīcu reads the same URLs.
 import { readFileSync } from 'node:fs'
-import { credentials as grpcCredentials, type ChannelCredentials } from '@grpc/grpc-js'
+import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js'
 import { BackendError } from '../backend.js'
 
 export type GrpcTls = 'insecure' | 'verify' | 'skip-verify'
@@ -34,6 +34,29 @@ export function parseGrpcTarget(url: URL): GrpcTarget {
   const authKey = url.searchParams.get('auth_key')
   if (authKey !== null) target.authKey = authKey
   return target
+}
+
+export const RECONNECT_INITIAL_MS = 250
+export const RECONNECT_MAX_MS = 5_000
+
+/**
+ * The channel options of every client of a signaling server (the backend's streams and calls, the relay
+ * fetch). Equal options and credentials let grpc-js's subchannel pool give clients that are open at the same
+ * time one connection: `session` asks GetRelays while it subscribes, so both share one TCP and HTTP/2 set-up
+ * (GRPC_TRACE=subchannel shows one subchannel).
+ */
+export function grpcChannelOptions(): ChannelOptions {
+  return {
+    // grpc-js defaults to 1 s growing to 120 s between connection attempts; match our stream back-off
+    // so a restarted server is found again within seconds.
+    'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
+    'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+    // A half-open connection (server host gone, NAT state dropped) never errors by itself: ping while a
+    // subscription is open. 5 min is the most frequent ping a Go gRPC server (cunīcu's) accepts by
+    // default before answering "too many pings"; 20 s without the pong means the connection is dead.
+    'grpc.keepalive_time_ms': 300_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+  }
 }
 
 /** The channel credentials for a target: plain text, TLS with the system roots (or caFile), or unverified TLS. */

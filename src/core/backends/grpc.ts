@@ -13,12 +13,10 @@ import { BackendError, type BackendFactory, type BackendOptions, type MessageHan
 import { KeyError, PublicKey, type PrivateKey } from '../keys.js'
 import { EnvelopeBackend } from './envelope-backend.js'
 import { unaryCall } from './grpc-unary.js'
-import { grpcChannelCredentials, parseGrpcTarget, type GrpcTls } from './grpc-target.js'
+import { grpcChannelCredentials, grpcChannelOptions, parseGrpcTarget, RECONNECT_INITIAL_MS, RECONNECT_MAX_MS, type GrpcTls } from './grpc-target.js'
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000
-export const RECONNECT_INITIAL_MS = 250
-export const RECONNECT_MAX_MS = 5_000
 
 interface StreamState {
   key: PublicKey
@@ -69,17 +67,7 @@ export class GrpcBackend extends EnvelopeBackend {
       throw err
     }
     this.#authKeyPinned = this.#authKey !== undefined
-    this.#client = new SignalingClient(target.address, grpcChannelCredentials(target, options.caFile), {
-      // grpc-js defaults to 1 s growing to 120 s between connection attempts; match our stream back-off
-      // so a restarted server is found again within seconds.
-      'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
-      'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
-      // A half-open connection (server host gone, NAT state dropped) never errors by itself: ping while a
-      // subscription is open. 5 min is the most frequent ping a Go gRPC server (cunīcu's) accepts by
-      // default before answering "too many pings"; 20 s without the pong means the connection is dead.
-      'grpc.keepalive_time_ms': 300_000,
-      'grpc.keepalive_timeout_ms': 20_000,
-    })
+    this.#client = new SignalingClient(target.address, grpcChannelCredentials(target, options.caFile), grpcChannelOptions())
   }
 
   override async subscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {

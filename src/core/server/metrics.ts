@@ -73,6 +73,9 @@ export class ServerMetrics {
       counter('cluster_messages_in_total', 'Envelopes from other instances delivered to local topics.', (s) => cluster(s).received)
       counter('cluster_publish_failed_total', 'Envelopes that could not be handed to Redis.', (s) => cluster(s).publishFailed)
       counter('cluster_reconnects_total', 'Times the Redis link was lost (each followed by reconnect attempts).', (s) => cluster(s).outages)
+      counter('cluster_rediscoveries_total', 'redis-cluster://: times the slot map was fetched again after a node failed.', (s) => cluster(s).rediscoveries ?? 0)
+      counter('cluster_resubscribed_total', "redis-cluster://: channels subscribed again on a shard's new master after a failover.", (s) => cluster(s).resubscribed ?? 0)
+      counter('cluster_duplicates_total', 'redis-cluster://: envelopes that arrived twice from the cluster and were delivered once.', (s) => cluster(s).duplicates ?? 0)
     }
     collectDefaultMetrics({ register: r })
   }

@@ -107,7 +107,7 @@ export class RelayRegistry {
     return GetRelaysResp.create({ relays: this.relays.map((r) => relayInfoFor(r, key, now)) })
   }
 
-  addToServer(server: Server): void {
+  addToServer(server: Pick<Server, 'addService'>): void {
     const implementation: RelayRegistryServer = {
       getRelays: (call: ServerUnaryCall<GetRelaysParams, GetRelaysResp>, callback: sendUnaryData<GetRelaysResp>) => {
         const key = call.request.publicKey

@@ -2,7 +2,7 @@
 // returned false) frames wait here; past the count or byte limit the OLDEST frame is dropped and counted.
 // So a reader that never reads costs at most the limits, and never slows a publisher or other readers.
 
-/** What the queue needs from a grpc-js server stream. */
+/** What the queue needs from a server stream (transport.ts SubscriberStream). */
 export interface FrameSink {
   write(frame: Buffer): boolean
   readonly writableNeedDrain: boolean
@@ -53,6 +53,12 @@ export class SubscriberQueue {
 
   push(frame: Buffer, acceptedAt = performance.now()): void {
     if (this.#closed) return
+    // The common case, a reader keeping up: straight to the stream, no array touched.
+    if (this.length === 0 && !this.#waiting && !this.sink.writableNeedDrain) {
+      this.sink.write(frame)
+      this.counters.delivered(acceptedAt)
+      return
+    }
     this.#frames.push(frame)
     this.#acceptedAt.push(acceptedAt)
     this.#bytes += frame.length

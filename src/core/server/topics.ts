@@ -18,6 +18,15 @@ export class Topics<S> {
     if (set.size === 0) this.#byKey.delete(id)
   }
 
+  /**
+   * The live set of the key at bytes [at, at + keyLength) of `bytes`, without copying the key or the set:
+   * the relay's hot path. Deleting from a Set while iterating it is safe; adding cannot happen during a
+   * synchronous fan-out.
+   */
+  setAt(bytes: Buffer, at: number, keyLength: number): ReadonlySet<S> | undefined {
+    return this.#byKey.get(bytes.toString('base64', at, at + keyLength))
+  }
+
   /** A snapshot, so a subscriber that leaves during fan-out cannot disturb the loop. */
   subscribers(key: Uint8Array): S[] {
     const set = this.#byKey.get(topicId(key))

@@ -1,19 +1,12 @@
-// The Signaling service as this server speaks it: the generated definition, with Publish handing over the
-// raw bytes too and Subscribe writing pre-encoded frames, so the bytes on the wire are exactly those of
-// the generated service while fan-out costs no re-encoding. Also the reflection package it announces.
+// The Signaling service as this server speaks it on grpc-js: the generated definition, with Publish handing
+// over the raw bytes (the service finds the recipient in them, envelope-scan.ts) and Subscribe writing
+// pre-encoded frames, so the bytes on the wire are exactly those of the generated service while fan-out
+// costs no re-encoding. Also the reflection package it announces.
 import type { ServiceDefinition } from '@grpc/grpc-js'
 import { load as loadProto, type PackageDefinition } from '@grpc/proto-loader'
 import { Envelope, SignalingService, type SubscribeParams } from '../../gen/signaling/signaling.js'
 import { protoDir, SIGNALING_PROTO } from '../package-root.js'
 import { RELAY_PROTO, type RelayRegistry } from './relay-registry.js'
-
-export interface PublishRequest {
-  /** Undefined when the bytes are not an Envelope (`invalid` says why). */
-  envelope: Envelope | undefined
-  /** The envelope as received: forwarded as is, so fan-out costs no re-encoding. */
-  bytes: Buffer
-  invalid?: string
-}
 
 /** SubscribeParams, or why the bytes are not one. */
 export type SubscribeRequest = SubscribeParams & { invalid?: string }
@@ -22,30 +15,27 @@ export const wireService = {
   ...SignalingService,
   publish: {
     ...SignalingService.publish,
-    requestDeserialize: (bytes: Buffer): PublishRequest => {
-      try {
-        return { envelope: Envelope.decode(bytes), bytes }
-      } catch (err) {
-        return { envelope: undefined, bytes, invalid: (err as Error).message }
-      }
-    },
+    requestDeserialize: (bytes: Buffer): Buffer => bytes,
   },
   subscribe: {
     ...SignalingService.subscribe,
     // A throwing deserializer would end the call with INTERNAL; garbage from a client is INVALID_ARGUMENT.
-    requestDeserialize: (bytes: Buffer): SubscribeRequest => {
-      try {
-        return SignalingService.subscribe.requestDeserialize(bytes)
-      } catch (err) {
-        return { key: new Uint8Array(0), invalid: (err as Error).message }
-      }
-    },
+    requestDeserialize: decodeSubscribeRequest,
     responseSerialize: (frame: Buffer): Buffer => frame,
   },
 } as unknown as ServiceDefinition
 
-/** The live-subscription marker: an Envelope with every field unset encodes to zero bytes. */
-export const SYNC_FRAME = Buffer.from(Envelope.encode(Envelope.create()).finish())
+/** SubscribeParams from a request message; never throws. */
+export function decodeSubscribeRequest(bytes: Buffer): SubscribeRequest {
+  try {
+    return SignalingService.subscribe.requestDeserialize(bytes)
+  } catch (err) {
+    return { key: new Uint8Array(0), invalid: (err as Error).message }
+  }
+}
+
+/** The live-subscription marker, as a frame: an Envelope with every field unset encodes to zero bytes. */
+export const SYNC_FRAME = Buffer.concat([Buffer.alloc(5), Envelope.encode(Envelope.create()).finish()])
 
 let reflectionPackage: Promise<PackageDefinition> | undefined
 let reflectionWithRelays: Promise<PackageDefinition> | undefined

@@ -3,7 +3,7 @@
 // (backends/grpc-target.ts), so `?insecure=1` means plain text here exactly as for Subscribe.
 import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js'
 import { RelayRegistryClient, type GetRelaysResp, type RelayInfo } from '../../gen/signaling/relay.js'
-import { grpcChannelCredentials, parseGrpcTarget } from '../backends/grpc-target.js'
+import { grpcChannelCredentials, grpcChannelOptions, parseGrpcTarget } from '../backends/grpc-target.js'
 import { unaryCall } from '../backends/grpc-unary.js'
 import { iceServersFromRelays, type IceServers, type StunServer, type TurnServer } from './ice-servers.js'
 
@@ -28,7 +28,7 @@ export async function fetchRelays(backendUrl: string, options: FetchRelaysOption
   const url = new URL(backendUrl)
   if (url.protocol !== 'grpc:') return []
   const target = parseGrpcTarget(url)
-  const client = new RelayRegistryClient(target.address, grpcChannelCredentials(target, options.caFile))
+  const client = new RelayRegistryClient(target.address, grpcChannelCredentials(target, options.caFile), grpcChannelOptions())
   const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_RELAYS_TIMEOUT_MS
   const { signal } = options
   try {

@@ -1,7 +1,8 @@
-// The STUN/TURN servers of one session: the flags' ICE options plus the servers gathered before it started
+// The STUN/TURN servers of one session: the flags' ICE options plus the servers the caller gathered
 // (relays.ts), told once as a 'relays' event (and an 'error' per server that could not be asked), and, when
 // the caller can ask again, renewed before time-limited TURN credentials expire (relay-renewal.ts), so every
-// later ICE agent uses the fresh ones.
+// later ICE agent uses the fresh ones. The gathered servers may still be on their way (a promise): the
+// session subscribes and exchanges credentials meanwhile, and only its first ICE agent waits for them.
 import type { SessionEventBody } from './events.js'
 import type { IceOptions } from './ice-options.js'
 import { RelayRenewal } from './relay-renewal.js'
@@ -10,33 +11,76 @@ import type { ResolvedIceServers, TurnServer } from './relays.js'
 export interface SessionIceServersOptions {
   /** The ICE options as given, before any gathered server is added. */
   ice: IceOptions | undefined
-  servers: ResolvedIceServers | undefined
+  servers: ResolvedIceServers | Promise<ResolvedIceServers> | undefined
   renew: ((signal: AbortSignal) => Promise<ResolvedIceServers>) | undefined
   emit(event: SessionEventBody): void
 }
 
 export class SessionIceServers {
   readonly #o: SessionIceServersOptions
-  readonly #renewal?: RelayRenewal
-  readonly #initial: IceOptions | undefined
+  #servers: ResolvedIceServers | undefined
+  #settled: boolean
+  #renewal?: RelayRenewal
+  #initial: IceOptions | undefined
+  #announce = false
+  #started = false
+  #closed = false
+  /** Resolves once the gathered servers are known (at once when they were given as a value). */
+  readonly ready: Promise<void>
 
   constructor(options: SessionIceServersOptions) {
     this.#o = options
-    this.#initial = withIceServers(options.ice, options.servers)
-    const { servers, renew, emit } = options
-    if (servers && renew) {
+    const { servers } = options
+    this.#initial = options.ice
+    if (servers instanceof Promise) {
+      this.#settled = false
+      this.ready = servers.then(
+        (resolved) => this.#settle(resolved),
+        (err: unknown) => {
+          if (!this.#closed)
+            options.emit({ type: 'error', source: 'backend', message: `could not gather STUN/TURN servers: ${(err as Error)?.message ?? String(err)}` })
+          this.#settle(undefined)
+        },
+      )
+    } else {
+      this.#settled = false
+      this.#settle(servers)
+      this.ready = Promise.resolve()
+    }
+  }
+
+  /** Whether the gathered servers are known (an ICE agent may start). */
+  get settled(): boolean {
+    return this.#settled
+  }
+
+  #settle(servers: ResolvedIceServers | undefined): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#servers = servers
+    this.#initial = withIceServers(this.#o.ice, servers)
+    const { renew, emit } = this.#o
+    if (servers && renew && !this.#closed) {
       this.#renewal = new RelayRenewal({
         initial: servers,
         fetch: renew,
         onRenewed: (fresh) => emit({ type: 'relays', stun: fresh.stunServers.map((s) => s.url), turn: fresh.turnInfo, skipped: fresh.skipped, renewed: true }),
         onError: (message) => emit({ type: 'error', source: 'backend', message }),
       })
+      if (this.#started) this.#renewal.start()
     }
+    if (this.#announce && !this.#closed) this.#tell()
   }
 
-  /** Tells what was gathered: an error per server that could not be asked, then the servers in use. */
+  /** Tells what was gathered, now or once known: an error per server that could not be asked, then the servers in use. */
   announce(): void {
-    const { servers, emit } = this.#o
+    this.#announce = true
+    if (this.#settled) this.#tell()
+  }
+
+  #tell(): void {
+    const { emit } = this.#o
+    const servers = this.#servers
     if (!servers) return
     for (const message of servers.errors) emit({ type: 'error', source: 'backend', message: `${message}; going on without its relays` })
     if (servers.stunServers.length || servers.turnInfo.length || servers.skipped.length) {
@@ -44,12 +88,14 @@ export class SessionIceServers {
     }
   }
 
-  /** Starts renewing (once subscribed). */
+  /** Starts renewing (once subscribed; once gathered, if that comes later). */
   start(): void {
+    this.#started = true
     this.#renewal?.start()
   }
 
   close(): void {
+    this.#closed = true
     this.#renewal?.close()
   }
 

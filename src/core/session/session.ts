@@ -48,10 +48,12 @@ export interface SessionOptions {
   /** `--forward`/`--wg`: attached to each connected path; its stats become 'forward' events. The caller closes it. */
   forwarder?: Forwarder
   /**
-   * STUN/TURN servers gathered before the session (flags and the servers' RelayRegistry, relays.ts): used in
-   * addition to `ice`, and told as a 'relays' event (and an 'error' per server that could not be asked).
+   * STUN/TURN servers gathered for the session (flags and the servers' RelayRegistry, relays.ts): used in
+   * addition to `ice`, and told as a 'relays' event (and an 'error' per server that could not be asked). A
+   * promise lets the session subscribe and exchange credentials while they are asked for; its first ICE
+   * agent waits for them.
    */
-  iceServers?: ResolvedIceServers
+  iceServers?: ResolvedIceServers | Promise<ResolvedIceServers>
   /**
    * Asks for `iceServers` again (relays.ts resolveIceServers): with it, time-limited TURN credentials are
    * renewed before they expire (relay-renewal.ts) and every later allocation uses the renewed ones.
@@ -260,6 +262,13 @@ export class Session {
   // ---- the ICE agent ----------------------------------------------------------------------------
 
   #startAgent(attempt: IceAttempt): void {
+    if (!this.#iceServers.settled) {
+      // The STUN/TURN servers are still being asked for (SessionOptions.iceServers as a promise).
+      void this.#iceServers.ready.then(() => {
+        if (!this.#closed && attempt === this.#attempt && !attempt.done) this.#startAgent(attempt)
+      })
+      return
+    }
     const { ours, theirs, probeTimeoutMs, pathSilence } = this.#o
     attempt.start(
       {

@@ -8,7 +8,8 @@ export type ClusterEvent =
   | { state: 'connected'; url: string }
   /** The broker went away: envelopes between instances are lost until `recovered`; local delivery goes on. */
   | { state: 'lost'; url: string; reason: string }
-  | { state: 'recovered'; url: string }
+  /** `resubscribed`: channels moved to another node meanwhile (a Redis Cluster failover) and subscribed there again. */
+  | { state: 'recovered'; url: string; resubscribed?: number }
   | { state: 'closed'; url: string }
 
 export interface ClusterStats {
@@ -24,6 +25,12 @@ export interface ClusterStats {
   received: number
   /** Times the broker connection was lost. */
   outages: number
+  /** Redis Cluster: times the slot map was fetched again after a node failed or a slot moved. */
+  rediscoveries?: number
+  /** Redis Cluster: channels subscribed again on a shard's new master after a failover. */
+  resubscribed?: number
+  /** Envelopes that reached this instance twice (two paths during a failover) and were delivered once. */
+  duplicates?: number
 }
 
 export interface ClusterOptions {

@@ -11,29 +11,19 @@
 // subscriber connection re-subscribes every live channel, and 'recovered' follows.
 import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
+import { channelName, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
 
-const CHANNEL_PREFIX = 'cunicu:env:'
 const ORIGIN_BYTES = 8
 /** Reconnect back-off cap: short, since a lost broker splits the cluster until it is back. */
 const RETRY_MAX_MS = 1000
-/** How long join waits for a SUBSCRIBE confirmation before letting the subscriber go live anyway. */
-const JOIN_TIMEOUT_MS = 3000
 
 type RedisClient = ReturnType<typeof createClient>
 
-interface Channel {
-  name: string
-  key: Uint8Array
-  refs: number
+interface Channel extends JoinedChannel {
   listener: (message: Buffer) => void
   /** SUBSCRIBE confirmed: from then on the client itself re-subscribes it after a reconnect. */
   confirmed: boolean
-  pending: Promise<void> | undefined
-}
-
-export function channelName(key: Uint8Array): string {
-  return CHANNEL_PREFIX + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')
 }
 
 export class RedisCluster implements Cluster {
@@ -42,18 +32,26 @@ export class RedisCluster implements Cluster {
   readonly #pub: RedisClient
   readonly #sub: RedisClient
   readonly #origin = randomBytes(ORIGIN_BYTES)
-  readonly #channels = new Map<string, Channel>()
+  readonly #channels = new JoinedChannels<Channel>({
+    create: (name, key) => {
+      this.#stale.delete(name)
+      return { name, refs: 0, confirmed: false, pending: undefined, listener: (message) => this.#onMessage(key, message) }
+    },
+    subscribe: (channel) => this.#subscribe(channel),
+    unsubscribe: (channel) => {
+      if (!this.#closed) this.#unsubscribe(channel.name, channel.listener)
+    },
+    // While Redis is down the subscriber goes live for this instance's own publishers at once.
+    live: (channel) => channel.confirmed || !this.#connected,
+  })
   /** Channels whose UNSUBSCRIBE was lost with the connection: unsubscribed again once it is back. */
   readonly #stale = new Set<string>()
   #everConnected = false
   #connected = false
   #closed = false
   /** PUBLISH commands not yet answered by Redis. */
-  readonly #inFlight = new Set<Promise<unknown>>()
-  #published = 0
-  #publishFailed = 0
-  #received = 0
-  #outages = 0
+  readonly #inFlight = new InFlight()
+  readonly #counters = new LinkCounters()
 
   private constructor(url: URL, options: ClusterOptions) {
     // Never echo credentials into logs or events.
@@ -88,53 +86,25 @@ export class RedisCluster implements Cluster {
   }
 
   join(recipient: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.resolve()
-    const name = channelName(recipient)
-    let channel = this.#channels.get(name)
-    if (!channel) {
-      const key = Uint8Array.from(recipient)
-      channel = { name, key, refs: 0, confirmed: false, pending: undefined, listener: (message) => this.#onMessage(key, message) }
-      this.#channels.set(name, channel)
-      this.#stale.delete(name)
-      this.#subscribe(channel)
-    }
-    channel.refs++
-    const pending = channel.pending
-    // While Redis is down the subscriber goes live for this instance's own publishers at once.
-    if (channel.confirmed || !pending || !this.#connected) return Promise.resolve()
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, JOIN_TIMEOUT_MS)
-      void pending.finally(() => {
-        clearTimeout(timer)
-        resolve()
-      })
-    })
+    return this.#closed ? Promise.resolve() : this.#channels.join(recipient)
   }
 
   leave(recipient: Uint8Array): void {
-    const name = channelName(recipient)
-    const channel = this.#channels.get(name)
-    if (!channel || --channel.refs > 0) return
-    this.#channels.delete(name)
-    if (!this.#closed) this.#unsubscribe(name, channel.listener)
+    this.#channels.leave(recipient)
   }
 
   publish(recipient: Uint8Array, envelope: Buffer): void {
     if (this.#closed) return
     if (!this.#pub.isReady) {
-      this.#publishFailed++
+      this.#counters.publishFailed++
       return
     }
-    this.#published++
-    const sent: Promise<unknown> = this.#pub
-      .publish(channelName(recipient), Buffer.concat([this.#origin, envelope]))
-      .catch(() => this.#publishFailed++)
-      .finally(() => this.#inFlight.delete(sent))
-    this.#inFlight.add(sent)
+    this.#counters.published++
+    this.#inFlight.track(this.#pub.publish(channelName(recipient), Buffer.concat([this.#origin, envelope])), () => this.#counters.publishFailed++)
   }
 
-  async flush(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight])
+  flush(): Promise<void> {
+    return this.#inFlight.flush()
   }
 
   stats(): ClusterStats {
@@ -142,10 +112,7 @@ export class RedisCluster implements Cluster {
       url: this.#url,
       connected: this.#connected,
       channels: this.#channels.size,
-      published: this.#published,
-      publishFailed: this.#publishFailed,
-      received: this.#received,
-      outages: this.#outages,
+      ...this.#counters,
     }
   }
 
@@ -188,14 +155,14 @@ export class RedisCluster implements Cluster {
     if (this.#closed || message.length <= ORIGIN_BYTES) return
     // Our own publish, already delivered locally.
     if (message.subarray(0, ORIGIN_BYTES).equals(this.#origin)) return
-    this.#received++
+    this.#counters.received++
     this.#options.deliver(key, Buffer.from(message.subarray(ORIGIN_BYTES)))
   }
 
   #lost(reason: string): void {
     if (this.#closed || !this.#everConnected || !this.#connected) return
     this.#connected = false
-    this.#outages++
+    this.#counters.outages++
     this.#emit({ state: 'lost', url: this.#url, reason })
   }
 
