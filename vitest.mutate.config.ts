@@ -11,6 +11,8 @@ export default defineConfig({
       'test/message-json.test.ts',
       'test/emitter.test.ts',
       'test/subscriber-queue.test.ts',
+      // In the process and fast: the one STUN/TURN URL parser and signal --relay's rules.
+      'test/ice-server-url.test.ts',
       'test/unit/**/*.test.ts',
     ],
     testTimeout: 30_000,

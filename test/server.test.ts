@@ -202,6 +202,12 @@ describe('SignalingServer', () => {
     // Every copy was either handed to a stream, dropped, or is still within the stuck reader's queue bound.
     expect(2 * total - stats.delivered - stats.dropped).toBeLessThanOrEqual(limit)
     expect(stuck.received.length).toBeLessThan(total)
+    // Which ones were dropped, not only how many: once it reads again, the stuck reader gets what its queue
+    // kept, the newest, so the last envelope published (the fast reader's last) reaches it too.
+    const newest = wire(got[total - 1]!)
+    stuck.call.resume()
+    await waitUntil(() => stuck.received.some((e) => wire(e) === newest), 10_000, 'the stuck reader to get the newest envelope')
+    expect(wire(stuck.received.at(-1)!)).toBe(newest)
     stuck.call.cancel()
     fast.call.cancel()
   }, 70_000)

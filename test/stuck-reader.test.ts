@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { killAll, startCli } from './helpers/cli.js'
-import { envelopeTo, publish, randomKey, rawClient, subscribe } from './helpers/signaling.js'
+import { envelopeTo, publish, randomKey, rawClient, subscribe, wire } from './helpers/signaling.js'
+import { waitUntil } from './helpers/wait.js'
 
 afterEach(killAll)
 
@@ -47,6 +48,12 @@ describe('a subscriber that never reads', () => {
       const grewMiB = (kib(pid, 'VmHWM') - idleKiB) / 1024
       expect(grewMiB).toBeLessThan(MEMORY_BOUND_MIB)
       console.log(`stuck reader: server peak grew ${grewMiB.toFixed(1)} MiB over idle (bound ${MEMORY_BOUND_MIB} MiB); stuck got ${stuck.received.length}`)
+      // Which ones it lost, not only how many: its queue kept the newest, so once it reads again the last
+      // envelope published (the healthy readers' last) reaches it, and last.
+      const newest = wire(a.received[TOTAL - 1]!)
+      stuck.call.resume()
+      await waitUntil(() => stuck.received.some((e) => wire(e) === newest), 20_000, 'the stuck reader to get the newest envelope')
+      expect(wire(stuck.received.at(-1)!)).toBe(newest)
 
       process.kill(pid, 'SIGTERM')
       expect(await server.exit()).toBe(143)

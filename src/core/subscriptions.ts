@@ -1,8 +1,9 @@
 // Who listens to which (our key, their key) pair, shared by every backend (cunīcu's SubscriptionsRegistry):
 // an incoming envelope is opened once with our private key and handed to the handlers registered for its
 // sender and to those registered for any sender.
-import { Envelope } from '../gen/signaling/signaling.js'
-import type { MessageHandler, SubscriptionKey } from './backend.js'
+import { Envelope, type Message } from '../gen/signaling/signaling.js'
+import type { EnvelopeFailure, MessageHandler, ReceivedMessage, SubscriptionKey } from './backend.js'
+import { ListenerErrors } from './emitter.js'
 import { EnvelopeError, envelopeSender, openEnvelope } from './envelope.js'
 import { PublicKey, type PrivateKey } from './keys.js'
 import { defaultSharedKeyCache, type SharedKeyCache } from './shared-key-cache.js'
@@ -15,6 +16,7 @@ interface OurSubscription {
 
 export class SubscriptionsRegistry {
   readonly #byOurKey = new Map<string, OurSubscription>()
+  readonly #listenerErrors = new ListenerErrors()
 
   constructor(private readonly cache: SharedKeyCache = defaultSharedKeyCache) {}
 
@@ -63,16 +65,22 @@ export class SubscriptionsRegistry {
     const sub = recipient && this.#byOurKey.get(recipient.toString())
     if (!sub) return
     let claimedSender: PublicKey | undefined
+    let message: Message
     try {
       claimedSender = envelopeSender(envelope)
-      const message = openEnvelope(envelope, sub.ours, this.cache)
-      const received = { from: claimedSender, to: sub.ours.publicKey, message, backend, receivedAt: new Date(), size }
-      for (const handler of this.#handlersFor(sub, claimedSender)) handler.onMessage(received)
+      message = openEnvelope(envelope, sub.ours, this.cache)
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err
-      const failure = { error: err, backend, ...(claimedSender ? { claimedSender } : {}) }
-      for (const handler of this.#handlersFor(sub, claimedSender)) handler.onError?.(failure)
+      const failure: EnvelopeFailure = { error: err, backend, ...(claimedSender ? { claimedSender } : {}) }
+      for (const handler of this.#handlersFor(sub, claimedSender)) {
+        if (handler.onError) this.#listenerErrors.call((f: EnvelopeFailure) => handler.onError!(f), failure)
+      }
+      return
     }
+    const received: ReceivedMessage = { from: claimedSender, to: sub.ours.publicKey, message, backend, receivedAt: new Date(), size }
+    // A throwing handler is reported (emitter.ts's one policy): the other handlers still get the message,
+    // and the transport's receive path (a socket callback) never sees the throw.
+    for (const handler of this.#handlersFor(sub, claimedSender)) this.#listenerErrors.call((r: ReceivedMessage) => handler.onMessage(r), received)
   }
 
   #handlersFor(sub: OurSubscription, sender: PublicKey | undefined): MessageHandler[] {

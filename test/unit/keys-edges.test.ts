@@ -3,6 +3,7 @@
 // users see, redaction, and the cache's LRU order.
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { generatePrivateKeyBytes } from '../../src/core/key-generation.js'
 import { compareKeyBytes, iceRole, KeyError, PrivateKey, PublicKey } from '../../src/core/keys.js'
 import { boxSharedKey, SharedKeyCache } from '../../src/core/shared-key-cache.js'
 
@@ -120,5 +121,20 @@ describe('SharedKeyCache', () => {
     const again = cache.get(ours, y)
     expect(again).not.toBe(ky) // recomputed: it had been evicted
     expect(again).toEqual(ky)
+  })
+})
+
+describe('generatePrivateKeyBytes', () => {
+  it('clamps like wg genkey: low 3 bits and the top bit clear, bit 254 set; the rest stays random', () => {
+    const keys = Array.from({ length: 64 }, () => generatePrivateKeyBytes())
+    for (const k of keys) {
+      expect(k).toHaveLength(32)
+      expect(k[0]! & 0b111).toBe(0)
+      expect(k[31]! & 0x80).toBe(0)
+      expect(k[31]! & 0x40).toBe(0x40)
+    }
+    // Clamping touches 5 bits; 64 keys alike in what is left would mean the clamp overwrote it.
+    expect(new Set(keys.map((k) => k[31]! & 0x3f)).size).toBeGreaterThan(1)
+    expect(new Set(keys.map((k) => k[0]! >> 3)).size).toBeGreaterThan(1)
   })
 })

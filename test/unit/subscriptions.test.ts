@@ -1,6 +1,7 @@
 // SubscriptionsRegistry (cunīcu's): who gets an envelope, how often, and what a failure reaches.
 import { describe, expect, it, vi } from 'vitest'
 import type { EnvelopeFailure, MessageHandler, ReceivedMessage } from '../../src/core/backend.js'
+import { LISTENER_ERROR_CODE } from '../../src/core/emitter.js'
 import { EnvelopeError, sealMessage } from '../../src/core/envelope.js'
 import { PrivateKey, PublicKey } from '../../src/core/keys.js'
 import { SharedKeyCache } from '../../src/core/shared-key-cache.js'
@@ -140,18 +141,55 @@ describe('SubscriptionsRegistry', () => {
     expect(handler.failures[0]).not.toHaveProperty('claimedSender')
   })
 
-  it('an error thrown by a handler is the handler\'s, not reported as an envelope failure', () => {
-    const registry = new SubscriptionsRegistry()
-    const ours = PrivateKey.generate()
-    const sender = PrivateKey.generate()
-    const onError = vi.fn()
-    registry.add({ ours, theirs: sender.publicKey }, {
-      onMessage: () => {
-        throw new TypeError('handler bug')
-      },
-      onError,
-    })
-    expect(() => registry.deliver(sealMessage(credentials('x'), sender, ours.publicKey), 'test:')).toThrow(new TypeError('handler bug'))
-    expect(onError).not.toHaveBeenCalled()
+  it('a throwing handler is reported (the emitter policy), not as an envelope failure; the others still get the message', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {})
+    try {
+      const registry = new SubscriptionsRegistry()
+      const ours = PrivateKey.generate()
+      const sender = PrivateKey.generate()
+      const onError = vi.fn()
+      registry.add({ ours, theirs: sender.publicKey }, {
+        onMessage: () => {
+          throw new TypeError('handler bug')
+        },
+        onError,
+      })
+      const other = recorder()
+      registry.add({ ours, theirs: PublicKey.ANY }, other)
+      expect(() => registry.deliver(sealMessage(credentials('x'), sender, ours.publicKey), 'test:')).not.toThrow()
+      expect(() => registry.deliver(sealMessage(credentials('y'), sender, ours.publicKey), 'test:')).not.toThrow()
+      expect(other.messages.map((m) => m.message.credentials?.ufrag)).toEqual(['x', 'y'])
+      expect(onError).not.toHaveBeenCalled()
+      // Once per registry, naming the listener's error.
+      expect(warn).toHaveBeenCalledTimes(1)
+      expect(String(warn.mock.calls[0]![0])).toContain('handler bug')
+      expect(warn.mock.calls[0]![1]).toMatchObject({ code: LISTENER_ERROR_CODE })
+    } finally {
+      warn.mockRestore()
+    }
+  })
+
+  it('a throwing onError is reported the same way; the other handlers still hear of the failure', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {})
+    try {
+      const registry = new SubscriptionsRegistry()
+      const ours = PrivateKey.generate()
+      // The throwing handler first: the one after it must still be told.
+      registry.add({ ours, theirs: PublicKey.ANY }, {
+        onMessage: () => {},
+        onError: () => {
+          throw new Error('onError bug')
+        },
+      })
+      const handler = recorder()
+      registry.add({ ours, theirs: PublicKey.ANY }, handler)
+      const broken = sealMessage(credentials('x'), PrivateKey.generate(), ours.publicKey)
+      broken.contents!.body[0]! ^= 1
+      expect(() => registry.deliver(broken, 'test:')).not.toThrow()
+      expect(handler.failures).toHaveLength(1)
+      expect(warn).toHaveBeenCalledTimes(1)
+    } finally {
+      warn.mockRestore()
+    }
   })
 })
