@@ -61,7 +61,7 @@ const FULL = {
   // ≤ 250 cancelled streams per connection: nghttp2 ends a session that resets streams faster than its
   // rapid-reset limit (a burst of 1,000) with INTERNAL_ERROR, and this row is not about that defence.
   auth: { subscribes: 4000, inFlight: 32, connections: 16 },
-  forward: { rates: [5000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 80_000], stepSeconds: 2 },
+  forward: { rates: [5000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 90_000], stepSeconds: 2 },
 }
 const QUICK = {
   relay: { processes: 1, pairsPerProcess: 2, window: 1, warmupMs: 100, measureMs: 300, rounds: 1 },
