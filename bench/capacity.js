@@ -71,11 +71,16 @@ inputs.idlePeerKiB = argv.includes('--idle-peer-kib')
 // Subscribe unless given.
 inputs.connectUs = argv.includes('--connect-us') ? { value: num('connect-us'), from: '--connect-us' } : { value: inputs.subscribeUs.value, from: 'assumed equal to a Subscribe (not measured)' }
 const clusterRow = byId.get('cluster')
-if (clusterRow?.detail?.twoInstances && clusterRow.detail.oneInstance) {
-  const { twoInstances: two, oneInstance: one } = clusterRow.detail
-  inputs.crossUs = { value: two.signalCpuUsPerEnvelope, from: `${source('cluster')}: both instances, envelope published on one and delivered on the other` }
-  inputs.localUs = { value: one.signalCpuUsPerEnvelope, from: `${source('cluster')}: one \`--cluster\` instance, publisher and subscriber on it` }
-  inputs.redisUs = { value: Math.max(two.redisCpuUsPerEnvelope, one.redisCpuUsPerEnvelope), from: `${source('cluster')}: redis-server CPU per envelope (single Redis)` }
+// bench/cluster.js names its cases plain / redis / sharded (redis-cluster://) / one; older results files
+// twoInstances / oneInstance. The sharded case is the one the cluster model is about, when it was measured.
+const clusterCases = clusterRow?.detail
+const crossCase = clusterCases?.sharded ?? clusterCases?.redis ?? clusterCases?.twoInstances
+const localCase = clusterCases?.one ?? clusterCases?.oneInstance
+if (crossCase && localCase) {
+  const over = clusterCases.sharded ? 'a 3-master Redis Cluster (redis-cluster://)' : 'one Redis'
+  inputs.crossUs = { value: crossCase.signalCpuUsPerEnvelope, from: `${source('cluster')}: both instances via ${over}, envelope published on one and delivered on the other` }
+  inputs.localUs = { value: localCase.signalCpuUsPerEnvelope, from: `${source('cluster')}: one \`--cluster\` instance, publisher and subscriber on it` }
+  inputs.redisUs = { value: Math.max(crossCase.redisCpuUsPerEnvelope, localCase.redisCpuUsPerEnvelope), from: `${source('cluster')}: redis-server CPU per envelope (all Redis processes)` }
 }
 
 // ---- the model ---------------------------------------------------------------------------------------

@@ -242,6 +242,7 @@ async function startLoopbackCoturn(secret: string, options: { port?: number; ext
     `userdb=${join(dir, 'turndb')}`,
     `pidfile=${join(dir, 'turn.pid')}`,
     `log-file=${join(dir, 'turn.log')}`,
+    'simple-log', // the log file is exactly turn.log (its tail goes into a start-up failure)
     ...(options.extraConfig ?? []),
   ]
   writeFileSync(join(dir, 'turnserver.conf'), config.join('\n') + '\n')
@@ -251,15 +252,23 @@ async function startLoopbackCoturn(secret: string, options: { port?: number; ext
     rmSync(dir, { recursive: true, force: true })
   }
   cleanups.push(stop)
-  // Ready once it answers a STUN binding request (bounded: 100 tries, 100 ms apart).
+  // Ready once it answers a STUN binding request (bounded: 300 tries, 100 ms apart: coturn with TLS can take
+  // several seconds to start while the suite's other files load the cores).
   const socket = createSocket('udp4')
   cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())))
   const answered = new Promise<void>((resolve) => socket.on('message', () => resolve()))
-  for (let i = 0; i < 100; i++) {
+  const logTail = () => {
+    try {
+      return readFileSync(join(dir, 'turn.log'), 'utf8').trim().split('\n').slice(-5).join(' | ')
+    } catch {
+      return 'no log'
+    }
+  }
+  for (let i = 0; i < 300; i++) {
     socket.send(new Message(methods.BINDING, classes.REQUEST).addFingerprint().bytes, port, '127.0.0.1')
     const ready = await Promise.race([answered.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100))])
     if (ready) return { port, tlsPort, stop }
-    if (child.exitCode !== null) throw new Error(`turnserver exited with ${child.exitCode}`)
+    if (child.exitCode !== null) throw new Error(`turnserver exited with ${child.exitCode}: ${logTail()}`)
   }
-  throw new Error('turnserver did not answer on 127.0.0.1 within 10 s')
+  throw new Error(`turnserver did not answer on 127.0.0.1:${port} within 30 s: ${logTail()}`)
 }
