@@ -76,3 +76,21 @@ describe('session: the relay fetch uses the backend URL rules', () => {
     expect(p.events.filter((e) => e.type === 'error' && /relays/.test(e.message))).toEqual([])
   })
 })
+
+describe('a mistyped grpc:// parameter is bad input for every command that takes -b', () => {
+  it("?insecur=true: exit 2 naming the parameter, for session, subscribe and publish alike", async () => {
+    const self = keyFile()
+    const peer = PrivateKey.generate().publicKey.toString()
+    const backend = ['-b', 'grpc://127.0.0.1:9?insecur=true']
+    const runs = await Promise.all([
+      runCli(['session', peer, '-k', self.file, ...backend]),
+      runCli(['subscribe', '-k', self.file, ...backend]),
+      runCli(['publish', peer, '-k', self.file, ...backend, '--message', '{"credentials":{}}']),
+    ])
+    for (const result of runs) {
+      expect(result.code).toBe(2)
+      expect(result.stderr).toMatch(/unknown parameter insecur= \(expected insecure=, skip_verify=, auth_key=\)/)
+      expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    }
+  })
+})
