@@ -1,6 +1,8 @@
 // The session state machine of WIRE.md §7 (cunīcu's endpoint discovery): exchange ICE credentials over a
 // signaling backend, trickle candidates, connect one werift agent, verify the path, and restart with new
 // credentials whenever either side fails or restarts. Everything it does is told as SessionEvents.
+// Just over 400 lines because it is the state machine and nothing else: its parts (ice-attempt.ts,
+// credential-requests.ts, peer-messages.ts, session-ice-servers.ts, path-forwarding.ts, …) live beside it.
 import type { Credentials } from '../../gen/feature/epdisc.js'
 import type { Candidate as ProtoCandidate } from '../../gen/feature/epdisc_candidate.js'
 import { Message } from '../../gen/signaling/signaling.js'
