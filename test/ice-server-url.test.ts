@@ -26,11 +26,19 @@ describe('parseIceServerUrl', () => {
     expect(formatIceServerUrl(parseIceServerUrl('turn:[::1]:3478?username=u&password=p'))).toBe('turn:[::1]:3478?transport=udp')
   })
 
+  it('host names with digits still pass where a label is not all digits', () => {
+    expect(parseIceServerUrl('stun:1e100.net').host).toBe('1e100.net')
+    expect(parseIceServerUrl('stun:stun1.example.net:3479').host).toBe('stun1.example.net')
+    expect(parseIceServerUrl('stun:10.0.0.255').host).toBe('10.0.0.255')
+  })
+
   it('refuses hosts, ports and queries a typo would produce, naming the bad part', () => {
     const cases: [string, RegExp][] = [
       ['stun:bad host', /"bad host" is not a host name or IP address/],
       ['stun:', /has no host/],
       ['stun:host_name', /"host_name" is not a host name/],
+      ['stun:256.1.1.1', /"256\.1\.1\.1" is not an IPv4 address/],
+      ['stun:10.0.0', /"10\.0\.0" is not an IPv4 address/],
       ['stun:[zz::1]', /\[zz::1\] is not an IPv6 address/],
       ['stun:10.0.0.1:0', /port 0 is out of range/],
       ['stun:10.0.0.1:34x', /port "34x" is not a number/],

@@ -85,7 +85,11 @@ function parseHost(raw: string, text: string): string {
     return inner
   }
   if (raw === '') throw new IceServerUrlError(`"${text}" has no host: expected e.g. stun:HOST:3478`)
-  if (IPV4.test(raw) || HOSTNAME.test(raw)) return raw
+  if (IPV4.test(raw)) return raw
+  // Dotted numbers are an IPv4 address gone wrong (256.1.1.1, 10.0.0), not a host name: no top-level domain
+  // is numeric (RFC 3696 §2), and a resolver would read them as an address anyway.
+  if (/^\d+(?:\.\d+)*$/.test(raw)) throw new IceServerUrlError(`"${text}": "${raw}" is not an IPv4 address`)
+  if (HOSTNAME.test(raw)) return raw
   throw new IceServerUrlError(`"${text}": "${raw}" is not a host name or IP address`)
 }
 
