@@ -1,5 +1,7 @@
 // What the Redis transports (redis-cluster.ts, redis-sharded.ts) share: the channel a recipient key maps to,
-// how long a join waits for the broker's confirmation, and the publishes a drain waits for.
+// how long a join waits for the broker's confirmation, the publishes a drain waits for, and whether the link
+// to the broker is up (told as ClusterEvents).
+import type { ClusterEvent } from './cluster.js'
 
 const CHANNEL_PREFIX = 'cunicu:env:'
 /** How long join waits for a SUBSCRIBE confirmation before letting the subscriber go live anyway. */
@@ -124,4 +126,56 @@ export class LinkCounters {
   publishFailed = 0
   received = 0
   outages = 0
+}
+
+/**
+ * Whether a transport's link to Redis is up, told once per change: 'connected' (the first time), 'lost'
+ * (counted in `outages`), 'recovered', 'closed'. Before the first connection nothing is told: a failure
+ * then is connect()'s error, not an outage.
+ */
+export class ClusterLink {
+  #everConnected = false
+  #up = false
+
+  constructor(
+    private readonly url: string,
+    private readonly counters: LinkCounters,
+    private readonly onEvent: ((event: ClusterEvent) => void) | undefined,
+  ) {}
+
+  get everConnected(): boolean {
+    return this.#everConnected
+  }
+
+  get up(): boolean {
+    return this.#up
+  }
+
+  connected(): void {
+    this.#everConnected = true
+    this.#up = true
+    this.onEvent?.({ state: 'connected', url: this.url })
+  }
+
+  /** An outage begins; false when the link was not up (not connected yet, or already lost). */
+  lost(reason: string): boolean {
+    if (!this.#everConnected || !this.#up) return false
+    this.#up = false
+    this.counters.outages++
+    this.onEvent?.({ state: 'lost', url: this.url, reason })
+    return true
+  }
+
+  /** The outage is over; false when there was none. */
+  recovered(details: { resubscribed?: number } = {}): boolean {
+    if (!this.#everConnected || this.#up) return false
+    this.#up = true
+    this.onEvent?.({ state: 'recovered', url: this.url, ...details })
+    return true
+  }
+
+  closed(): void {
+    this.#up = false
+    if (this.#everConnected) this.onEvent?.({ state: 'closed', url: this.url })
+  }
 }

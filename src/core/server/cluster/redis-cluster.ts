@@ -11,8 +11,8 @@
 // subscriber connection re-subscribes every live channel, and 'recovered' follows.
 import { randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
-import { channelName, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
-import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
+import { channelName, ClusterLink, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
+import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
 
 const ORIGIN_BYTES = 8
 /** Reconnect back-off cap: short, since a lost broker splits the cluster until it is back. */
@@ -42,24 +42,24 @@ export class RedisCluster implements Cluster {
       if (!this.#closed) this.#unsubscribe(channel.name, channel.listener)
     },
     // While Redis is down the subscriber goes live for this instance's own publishers at once.
-    live: (channel) => channel.confirmed || !this.#connected,
+    live: (channel) => channel.confirmed || !this.#link.up,
   })
   /** Channels whose UNSUBSCRIBE was lost with the connection: unsubscribed again once it is back. */
   readonly #stale = new Set<string>()
-  #everConnected = false
-  #connected = false
   #closed = false
   /** PUBLISH commands not yet answered by Redis. */
   readonly #inFlight = new InFlight()
   readonly #counters = new LinkCounters()
+  readonly #link: ClusterLink
 
   private constructor(url: URL, options: ClusterOptions) {
     // Never echo credentials into logs or events.
     this.#url = `${url.protocol}//${url.host}`
     this.#options = options
+    this.#link = new ClusterLink(this.#url, this.#counters, options.onEvent)
     const reconnectStrategy = (retries: number, cause: Error): number | Error =>
       // Before the first connection a failure ends connect() with the cause; afterwards: retry forever.
-      this.#everConnected && !this.#closed ? Math.min(50 * 2 ** retries, RETRY_MAX_MS) : cause
+      this.#link.everConnected && !this.#closed ? Math.min(50 * 2 ** retries, RETRY_MAX_MS) : cause
     const client = (disableOfflineQueue: boolean): RedisClient => {
       const c = createClient({ url: url.href, disableOfflineQueue, socket: { connectTimeout: 5000, reconnectStrategy } })
       c.on('error', (err: Error) => this.#lost(err.message || String(err)))
@@ -79,9 +79,7 @@ export class RedisCluster implements Cluster {
       await cluster.close()
       throw new ClusterError(`cluster ${cluster.#url} unreachable: ${(err as Error).message || String(err)}`, 'unreachable')
     }
-    cluster.#everConnected = true
-    cluster.#connected = true
-    cluster.#emit({ state: 'connected', url: cluster.#url })
+    cluster.#link.connected()
     return cluster
   }
 
@@ -110,7 +108,7 @@ export class RedisCluster implements Cluster {
   stats(): ClusterStats {
     return {
       url: this.#url,
-      connected: this.#connected,
+      connected: this.#link.up,
       channels: this.#channels.size,
       ...this.#counters,
     }
@@ -119,7 +117,6 @@ export class RedisCluster implements Cluster {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#connected = false
     this.#channels.clear()
     for (const client of [this.#pub, this.#sub]) {
       try {
@@ -128,7 +125,7 @@ export class RedisCluster implements Cluster {
         // never connected, or already closed
       }
     }
-    if (this.#everConnected) this.#emit({ state: 'closed', url: this.#url })
+    this.#link.closed()
   }
 
   #subscribe(channel: Channel): void {
@@ -160,24 +157,16 @@ export class RedisCluster implements Cluster {
   }
 
   #lost(reason: string): void {
-    if (this.#closed || !this.#everConnected || !this.#connected) return
-    this.#connected = false
-    this.#counters.outages++
-    this.#emit({ state: 'lost', url: this.#url, reason })
+    if (!this.#closed) this.#link.lost(reason)
   }
 
   #ready(): void {
-    if (this.#closed || !this.#everConnected || this.#connected) return
+    if (this.#closed || !this.#link.everConnected || this.#link.up) return
     if (!this.#pub.isReady || !this.#sub.isReady) return
-    this.#connected = true
     // Confirmed channels were re-subscribed by the client before 'ready'; these never were.
     for (const channel of this.#channels.values()) if (!channel.confirmed && !channel.pending) this.#subscribe(channel)
     for (const name of this.#stale) this.#sub.unsubscribe(name).catch(() => {})
     this.#stale.clear()
-    this.#emit({ state: 'recovered', url: this.#url })
-  }
-
-  #emit(event: ClusterEvent): void {
-    this.#options.onEvent?.(event)
+    this.#link.recovered()
   }
 }

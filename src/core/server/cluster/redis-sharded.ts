@@ -17,8 +17,8 @@
 // stats.resubscribed.
 import { randomBytes } from 'node:crypto'
 import { createCluster } from 'redis'
-import { channelName, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
-import { ClusterError, type Cluster, type ClusterEvent, type ClusterOptions, type ClusterStats } from './cluster.js'
+import { channelName, ClusterLink, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
+import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
 import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
 import { SeenSequences } from './seen-sequences.js'
@@ -73,12 +73,10 @@ export class RedisShardedCluster implements Cluster {
       if (!this.#closed) this.#client.sUnsubscribe(channel.name, channel.listener, true).catch(() => {})
     },
     // While a shard is down the subscriber goes live for this instance's own publishers at once.
-    live: (channel) => channel.node !== undefined || !this.#connected,
+    live: (channel) => channel.node !== undefined || !this.#link.up,
   })
   readonly #seen = new SeenSequences()
   readonly #inFlight = new InFlight()
-  #everConnected = false
-  #connected = false
   #closed = false
   #healTimer: NodeJS.Timeout | undefined
   #healing = false
@@ -87,6 +85,7 @@ export class RedisShardedCluster implements Cluster {
   /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
   #movedSinceLost = 0
   readonly #counters = new LinkCounters()
+  readonly #link: ClusterLink
   #rediscoveries = 0
   #resubscribed = 0
   #duplicates = 0
@@ -94,6 +93,7 @@ export class RedisShardedCluster implements Cluster {
   private constructor(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions) {
     this.#url = clusterTargetName(target)
     this.#options = options
+    this.#link = new ClusterLink(this.#url, this.#counters, options.onEvent)
     const node = ({ host, port }: ClusterNode) => ({ socket: { host, port } })
     this.#client = createCluster({
       rootNodes: target.nodes.map(node),
@@ -139,9 +139,7 @@ export class RedisShardedCluster implements Cluster {
     } finally {
       clearTimeout(timer)
     }
-    cluster.#everConnected = true
-    cluster.#connected = true
-    cluster.#emit({ state: 'connected', url: cluster.#url })
+    cluster.#link.connected()
     return cluster
   }
 
@@ -174,7 +172,7 @@ export class RedisShardedCluster implements Cluster {
   stats(): ClusterStats {
     return {
       url: this.#url,
-      connected: this.#connected,
+      connected: this.#link.up,
       channels: this.#channels.size,
       ...this.#counters,
       rediscoveries: this.#rediscoveries,
@@ -186,7 +184,6 @@ export class RedisShardedCluster implements Cluster {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#connected = false
     clearTimeout(this.#healTimer)
     this.#channels.clear()
     try {
@@ -194,7 +191,7 @@ export class RedisShardedCluster implements Cluster {
     } catch {
       // never connected, or already closed
     }
-    if (this.#everConnected) this.#emit({ state: 'closed', url: this.#url })
+    this.#link.closed()
   }
 
   #subscribe(channel: Channel): void {
@@ -228,12 +225,10 @@ export class RedisShardedCluster implements Cluster {
 
   /** A node failed (or something routed to one did): report the outage once, and heal soon. */
   #nodeFailed(reason: string): void {
-    if (this.#closed || !this.#everConnected) return
-    if (this.#connected) {
-      this.#connected = false
-      this.#counters.outages++
+    if (this.#closed || !this.#link.everConnected) return
+    if (this.#link.up) {
       this.#movedSinceLost = 0
-      this.#emit({ state: 'lost', url: this.#url, reason })
+      this.#link.lost(reason)
     }
     this.#scheduleHeal()
   }
@@ -272,10 +267,7 @@ export class RedisShardedCluster implements Cluster {
     if (this.#closed) return
     const healthy = this.#allMastersReady() && [...this.#channels.values()].every((c) => c.node !== undefined)
     if (!healthy) return this.#scheduleHeal()
-    if (!this.#connected) {
-      this.#connected = true
-      this.#emit({ state: 'recovered', url: this.#url, resubscribed: this.#movedSinceLost })
-    }
+    this.#link.recovered({ resubscribed: this.#movedSinceLost })
   }
 
   #rediscover(): Promise<void> {
@@ -292,10 +284,6 @@ export class RedisShardedCluster implements Cluster {
 
   #slotMap(): SlotMap {
     return this.#client as unknown as SlotMap
-  }
-
-  #emit(event: ClusterEvent): void {
-    this.#options.onEvent?.(event)
   }
 }
 
