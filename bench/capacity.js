@@ -71,11 +71,11 @@ inputs.idlePeerKiB = argv.includes('--idle-peer-kib')
 // Subscribe unless given.
 inputs.connectUs = argv.includes('--connect-us') ? { value: num('connect-us'), from: '--connect-us' } : { value: inputs.subscribeUs.value, from: 'assumed equal to a Subscribe (not measured)' }
 const clusterRow = byId.get('cluster')
-// bench/cluster.js names its cases plain / redis / sharded (redis-cluster://) / one; older results files
-// twoInstances / oneInstance. The sharded case is the one the cluster model is about, when it was measured.
+// bench/cluster.js's cases: plain, redis, sharded (redis-cluster://), one. The sharded case is the one the
+// cluster model is about; a run without a Redis Cluster falls back to one Redis.
 const clusterCases = clusterRow?.detail
-const crossCase = clusterCases?.sharded ?? clusterCases?.redis ?? clusterCases?.twoInstances
-const localCase = clusterCases?.one ?? clusterCases?.oneInstance
+const crossCase = clusterCases?.sharded ?? clusterCases?.redis
+const localCase = clusterCases?.one
 if (crossCase && localCase) {
   const over = clusterCases.sharded ? 'a 3-master Redis Cluster (redis-cluster://)' : 'one Redis'
   inputs.crossUs = { value: crossCase.signalCpuUsPerEnvelope, from: `${source('cluster')}: both instances via ${over}, envelope published on one and delivered on the other` }

@@ -10,6 +10,7 @@ const { join } = require('node:path')
 
 const ROOT = join(__dirname, '..')
 const [command, ...rest] = process.argv.slice(2)
+const OUTSIDE_BACKENDS = process.env.CUNICU_BACKEND_MODULES?.trim()
 
 // grpc-js passes the target host as the TLS server name, also when it is an IP address (grpc://127.0.0.1…),
 // and Node then warns (DEP0123) on every connection: noise for users that says nothing about their setup.
@@ -37,10 +38,10 @@ async function main() {
     return
   }
   // Backends from outside this package register their schemes before any command parses `-b`.
-  if (process.env.CUNICU_BACKEND_MODULES?.trim()) {
+  if (OUTSIDE_BACKENDS) {
     const { backendModuleUrls, loadBackendModules } = await import('../dist/cli/backend-modules.js')
     try {
-      await loadBackendModules(backendModuleUrls(process.env.CUNICU_BACKEND_MODULES))
+      await loadBackendModules(backendModuleUrls(OUTSIDE_BACKENDS))
     } catch (err) {
       process.stderr.write(`Error: ${err.message}\n`)
       process.exitCode = 2
@@ -58,7 +59,7 @@ async function main() {
  */
 async function runCommand(id, argv) {
   const wantsHelp = argv.some((a) => a === '--help' || a === '-h' || a === '--version')
-  if (id && !wantsHelp && !process.env.CUNICU_BACKEND_MODULES?.trim() && process.env.CUNICU_BUNDLE !== '0') {
+  if (id && !wantsHelp && !OUTSIDE_BACKENDS && process.env.CUNICU_BUNDLE !== '0') {
     const bundleFile = join(ROOT, 'dist', 'bundle', 'cli.cjs')
     if (existsSync(bundleFile)) {
       const { loadBundle } = require('../dist/bundle/loader.cjs')

@@ -10,23 +10,23 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const { BUNDLE_IMPORT } = await import(pathToFileURL(join(root, 'dist', 'cli', 'bundle-loader.js')).href)
 const outdir = join(root, 'dist', 'bundle')
+const bundleFile = join(outdir, 'cli.cjs')
 rmSync(outdir, { recursive: true, force: true })
 
+/** One CommonJS file for Node 20 (both outputs: the bundle and its loader). */
+const CJS_FOR_NODE = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning' }
+
 const result = await build({
+  ...CJS_FOR_NODE,
   entryPoints: [join(root, 'dist', 'cli', 'bundle-entry.js')],
-  outfile: join(outdir, 'cli.cjs'),
+  outfile: bundleFile,
   metafile: true,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
   // Less text to read and scan on every start (2.3 → 1.5 MB; READABLE=1 node scripts/bundle.js keeps it readable,
   // e.g. to read a CPU profile). Identifiers are not minified, so stack traces
   // still name functions; `keepNames` (~4 ms per start) is not needed for that, and no code here reads a
   // class's `.name` (our errors set `name` themselves).
   minifyWhitespace: !process.env.READABLE,
   minifySyntax: !process.env.READABLE,
-  logLevel: 'warning',
   // import.meta.url in a CommonJS bundle: the bundle's own URL (package-root.ts walks up from it).
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -52,21 +52,12 @@ const result = await build({
 
 // The loader itself, as CommonJS beside the bundle: bin/run.js is CommonJS and starts it without Node's ES
 // module loader (~6 ms of every start).
-await build({
-  entryPoints: [join(root, 'dist', 'cli', 'bundle-loader.js')],
-  outfile: join(outdir, 'loader.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  logLevel: 'warning',
-})
+await build({ ...CJS_FOR_NODE, entryPoints: [join(root, 'dist', 'cli', 'bundle-loader.js')], outfile: join(outdir, 'loader.cjs') })
 
 // Every dynamic import() in the bundle (Ink views, grpc-health-check, and oclif's own module loading) becomes
 // a call of the loader's import function (BUNDLE_IMPORT in src/cli/bundle-loader.ts): the vm.Script that runs
 // the bundle has no import() of its own. A call is `import(` not preceded by a name character, a dot or a
 // quote (the text "import()" in an error message stays); the UI imports must have been found.
-const bundleFile = join(outdir, 'cli.cjs')
 const DYNAMIC_IMPORT = /(?<![\w$.'"`])import\(/g
 let code = readFileSync(bundleFile, 'utf8')
 const calls = code.match(DYNAMIC_IMPORT)?.length ?? 0

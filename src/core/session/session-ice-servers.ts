@@ -3,6 +3,7 @@
 // the caller can ask again, renewed before time-limited TURN credentials expire (relay-renewal.ts), so every
 // later ICE agent uses the fresh ones. The gathered servers may still be on their way (a promise): the
 // session subscribes and exchanges credentials meanwhile, and only its first ICE agent waits for them.
+import { errorMessage } from '../error-message.js'
 import type { SessionEventBody } from './events.js'
 import type { IceOptions } from './ice-options.js'
 import { RelayRenewal } from './relay-renewal.js'
@@ -19,9 +20,8 @@ export interface SessionIceServersOptions {
 export class SessionIceServers {
   readonly #o: SessionIceServersOptions
   #servers: ResolvedIceServers | undefined
-  #settled: boolean
+  #settled = false
   #renewal?: RelayRenewal
-  #initial: IceOptions | undefined
   #announce = false
   #started = false
   #closed = false
@@ -31,19 +31,16 @@ export class SessionIceServers {
   constructor(options: SessionIceServersOptions) {
     this.#o = options
     const { servers } = options
-    this.#initial = options.ice
     if (servers instanceof Promise) {
-      this.#settled = false
       this.ready = servers.then(
         (resolved) => this.#settle(resolved),
         (err: unknown) => {
           if (!this.#closed)
-            options.emit({ type: 'error', source: 'backend', message: `could not gather STUN/TURN servers: ${(err as Error)?.message ?? String(err)}` })
+            options.emit({ type: 'error', source: 'backend', message: `could not gather STUN/TURN servers: ${errorMessage(err)}` })
           this.#settle(undefined)
         },
       )
     } else {
-      this.#settled = false
       this.#settle(servers)
       this.ready = Promise.resolve()
     }
@@ -58,7 +55,6 @@ export class SessionIceServers {
     if (this.#settled) return
     this.#settled = true
     this.#servers = servers
-    this.#initial = withIceServers(this.#o.ice, servers)
     const { renew, emit } = this.#o
     if (servers && renew && !this.#closed) {
       this.#renewal = new RelayRenewal({
@@ -101,7 +97,7 @@ export class SessionIceServers {
 
   /** The ICE options for a new agent: the renewed STUN/TURN servers when renewal is on. */
   current(): IceOptions | undefined {
-    return this.#renewal ? withIceServers(this.#o.ice, this.#renewal.current) : this.#initial
+    return withIceServers(this.#o.ice, this.#renewal ? this.#renewal.current : this.#servers)
   }
 
   /** TURN credentials renewed since an agent was created, for its allocation refreshes. */
