@@ -4,12 +4,8 @@ import { render } from 'ink-testing-library'
 import { describe, expect, it } from 'vitest'
 import type { SessionEvent } from '../src/core/session/events.js'
 import { SessionView } from '../src/ui/session-view.js'
+import { at, local, ours, remote, theirs } from './helpers/view-fixtures.js'
 
-const ours = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE='
-const theirs = 'f////////////////////////////////////////w='
-const at = (ms: number) => new Date(Date.UTC(2026, 10, 26, 12, 0, 0, ms)).toISOString()
-const local = { type: 'host', protocol: 'udp', address: '127.0.0.1', port: 40001, priority: 1, foundation: 'f' } as const
-const remote = { ...local, port: 40002 }
 
 const verified: SessionEvent[] = [
   { at: at(0), type: 'role', ours, theirs, role: 'controlling', reason: 'our key AAAAAAAA… < their key f///////…: we control' },

@@ -7,12 +7,8 @@ import type { DemoEvent } from '../src/core/demo.js'
 import { SessionView } from '../src/ui/session-view.js'
 import { InboxView } from '../src/ui/inbox-view.js'
 import { DemoView } from '../src/ui/demo-view.js'
+import { at, local, ours, remote, theirs } from './helpers/view-fixtures.js'
 
-const ours = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE='
-const theirs = 'f////////////////////////////////////////w='
-const at = (ms: number) => new Date(Date.UTC(2026, 10, 26, 12, 0, 0, ms)).toISOString()
-const local = { type: 'host', protocol: 'udp', address: '127.0.0.1', port: 40001, priority: 1, foundation: 'f' } as const
-const remote = { ...local, port: 40002 }
 
 const sessionEvents: SessionEvent[] = [
   { at: at(0), type: 'role', ours, theirs, role: 'controlling', reason: 'our key AAAAAAAA… < their key f///////…: we control' },
