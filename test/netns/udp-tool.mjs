@@ -19,30 +19,13 @@ const count = Number(countText)
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 
 if (mode === 'recv') {
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 })
   const seen = new Uint8Array(count)
   let distinct = 0
   let datagrams = 0
-  let bytes = 0
   let reordered = 0
   let last = -1
-  let firstAt = 0
-  let lastAt = 0
-  let idle
-  const finish = () => {
-    clearTimeout(idle)
-    clearTimeout(overall)
-    const seconds = Math.max((lastAt - firstAt) / 1000, 0.001)
-    out({ type: 'received', datagrams, distinct, bytes, reordered, seconds, bitsPerSecond: Math.round((bytes * 8) / seconds), perSecond: Math.round(datagrams / seconds) })
-    socket.close()
-  }
-  const overall = setTimeout(finish, 90_000)
-  socket.on('message', (msg) => {
-    const now = performance.now()
-    if (datagrams === 0) firstAt = now
-    lastAt = now
+  receive(90_000, (msg) => {
     datagrams++
-    bytes += msg.length
     const seq = msg.length >= 4 ? msg.readUInt32BE(0) : -1
     if (seq >= 0 && seq < count && !seen[seq]) {
       seen[seq] = 1
@@ -50,11 +33,8 @@ if (mode === 'recv') {
     }
     if (seq < last) reordered++
     last = seq
-    clearTimeout(idle)
-    if (distinct >= count) return finish()
-    idle = setTimeout(finish, 3000)
-  })
-  socket.bind(port, host, () => out({ type: 'listening', port: socket.address().port }))
+    return distinct >= count
+  }, (seconds) => ({ datagrams, distinct, reordered, perSecond: Math.round(datagrams / seconds) }))
 } else if (mode === 'send') {
   const size = Number(sizeText)
   const payload = Buffer.alloc(size, 0x5a)
@@ -76,27 +56,10 @@ if (mode === 'recv') {
     expected.set(d, (expected.get(d) ?? 0) + 1)
   }
   const first = digest(randomDatagram(seed, 0))
-  const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 })
   let exact = 0
   let corrupt = 0
-  let bytes = 0
   let firstArrived = false
-  let firstAt = 0
-  let lastAt = 0
-  let idle
-  const finish = () => {
-    clearTimeout(idle)
-    clearTimeout(overall)
-    const seconds = Math.max((lastAt - firstAt) / 1000, 0.001)
-    out({ type: 'received', exact, corrupt, bytes, firstArrived, seconds, perSecond: Math.round(exact / seconds), bitsPerSecond: Math.round((bytes * 8) / seconds) })
-    socket.close()
-  }
-  const overall = setTimeout(finish, 120_000)
-  socket.on('message', (msg) => {
-    const now = performance.now()
-    if (exact + corrupt === 0) firstAt = now
-    lastAt = now
-    bytes += msg.length
+  receive(120_000, (msg) => {
     const d = digest(msg)
     const left = expected.get(d) ?? 0
     if (left === 0) corrupt++
@@ -106,14 +69,42 @@ if (mode === 'recv') {
       if (left === 1) expected.delete(d)
       else expected.set(d, left - 1)
     }
-    clearTimeout(idle)
-    if (exact >= count) return finish()
-    idle = setTimeout(finish, 3000)
-  })
-  socket.bind(port, host, () => out({ type: 'listening', port: socket.address().port }))
+    return exact >= count
+  }, (seconds) => ({ exact, corrupt, firstArrived, perSecond: Math.round(exact / seconds) }))
 } else {
   process.stderr.write('usage: udp-tool.mjs recv IP:PORT COUNT | send IP:PORT COUNT SIZE RATE | send-random IP:PORT COUNT RATE SEED | recv-verify IP:PORT COUNT SEED\n')
   process.exit(2)
+}
+
+/**
+ * Listens on the target (prints {"type":"listening"}), hands every datagram to `take`, which says when all
+ * arrived; then, 3 s after the last datagram, or after `overallMs`, prints {"type":"received",...} with
+ * `summary(seconds)` (seconds from the first datagram to the last), the bytes and the bit rate.
+ */
+function receive(overallMs, take, summary) {
+  const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 })
+  let bytes = 0
+  let firstAt
+  let lastAt = 0
+  let idle
+  const finish = () => {
+    clearTimeout(idle)
+    clearTimeout(overall)
+    const seconds = Math.max((lastAt - (firstAt ?? lastAt)) / 1000, 0.001)
+    out({ type: 'received', ...summary(seconds), bytes, seconds, bitsPerSecond: Math.round((bytes * 8) / seconds) })
+    socket.close()
+  }
+  const overall = setTimeout(finish, overallMs)
+  socket.on('message', (msg) => {
+    const now = performance.now()
+    firstAt ??= now
+    lastAt = now
+    bytes += msg.length
+    clearTimeout(idle)
+    if (take(msg)) return finish()
+    idle = setTimeout(finish, 3000)
+  })
+  socket.bind(port, host, () => out({ type: 'listening', port: socket.address().port }))
 }
 
 /** Sends `count` datagrams made by `make(i)` to the target at `rate` per second, paced in 1 ms steps (not one
