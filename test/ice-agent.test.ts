@@ -82,3 +82,33 @@ describe('IceAgent', () => {
     }
   })
 })
+
+describe('IceAgent nomination', () => {
+  it('counts a pair as connected when werift nominates it, with consent to send, not at its next 20 ms tick', async () => {
+    const a = generateCredentials()
+    const b = generateCredentials()
+    const controlling = new IceAgent({ controlling: true, local: a, remote: b, ice: { loopback: true } })
+    const controlled = new IceAgent({ controlling: false, local: b, remote: a, ice: { loopback: true } })
+    const received: string[] = []
+    controlled.datagrams.setHandler((data) => void received.push(Buffer.from(data).toString()))
+    try {
+      controlling.localCandidates.on((c) => void controlled.addRemoteCandidate(c))
+      controlled.localCandidates.on((c) => void controlling.addRemoteCandidate(c))
+      await Promise.all([controlling.gather(), controlled.gather()])
+      const seenAtConnect = await Promise.all(
+        [controlling, controlled].map(async (agent) => {
+          await agent.connect({ timeoutMs: 5000 })
+          // werift itself moves to 'connected' only at its scheduling loop's next turn, a later macrotask.
+          return { weriftState: agent.connection.state, sent: agent === controlling ? agent.send(Buffer.from('first datagram')) : true }
+        }),
+      )
+      for (const seen of seenAtConnect) expect(seen.weriftState).not.toBe('connected')
+      expect(seenAtConnect[0]?.sent).toBe(true)
+      const deadline = Date.now() + 2000
+      while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+      expect(received).toEqual(['first datagram'])
+    } finally {
+      await Promise.all([controlling.close(), controlled.close()])
+    }
+  })
+})

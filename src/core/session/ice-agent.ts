@@ -3,6 +3,7 @@
 import { CandidatePairState, Connection, type Candidate as WeriftCandidate, type CandidatePair, type IceState } from 'werift-ice'
 import { Emitter } from '../emitter.js'
 import { candidateInfoFromWerift, candidateInfoToWerift } from './candidate-mapping.js'
+import { watchNomination } from './early-nomination.js'
 import type { IceCredentials } from './credentials.js'
 import type { CandidateInfo } from './events.js'
 import { weriftOptions, type IceOptions } from './ice-options.js'
@@ -179,13 +180,15 @@ export class IceAgent {
       onClose = () => reject(new IceConnectError('the ICE agent was closed while connecting'))
       this.#onClose.add(onClose)
     })
+    // A nomination counts when it happens, not at werift's next 20 ms tick (early-nomination.ts).
+    const nomination = watchNomination(connection)
     // werift's promise may stay pending forever or reject after we gave up; neither may surface as unhandled.
     const attempt = connection.connect()
     attempt.catch(() => {})
     // connect() runs synchronously up to its first timer, so the first checks are already out if pairs exist.
     noteChecking()
     try {
-      await Promise.race([attempt, failed])
+      await Promise.race([attempt, nomination.nominated, failed])
       const pair = connection.nominated
       if (!pair) throw new IceConnectError('ICE reported success without a nominated pair')
       return describePair(pair)
@@ -193,6 +196,7 @@ export class IceAgent {
       await this.close()
       throw err instanceof IceConnectError ? err : new IceConnectError(`ICE failed: ${(err as Error).message}`)
     } finally {
+      nomination.stop()
       clearTimeout(timer)
       clearInterval(poll)
       if (onClose) this.#onClose.delete(onClose)
