@@ -1,5 +1,6 @@
 // Unit tests of what the session state machine delegates: asking for credentials with back-off, the
-// forwarder's attachment to a connected attempt, the session's STUN/TURN servers, and its outgoing messages.
+// forwarder's attachment to a connected attempt, the session's STUN/TURN servers, its outgoing messages, and
+// an attempt's agent gathering before the peer's credentials came.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Message } from '../src/gen/signaling/signaling.js'
 import type { Backend } from '../src/core/backend.js'
@@ -8,6 +9,7 @@ import { PrivateKey } from '../src/core/keys.js'
 import { boxSharedKey } from '../src/core/shared-key-cache.js'
 import { CredentialRequests } from '../src/core/session/credential-requests.js'
 import { generateCredentials } from '../src/core/session/credentials.js'
+import { IceAttempt, type AttemptSettings } from '../src/core/session/ice-attempt.js'
 import type { SessionEventBody } from '../src/core/session/events.js'
 import { forwardKey } from '../src/core/session/forward-seal.js'
 import type { Forwarder, ForwardLink, ForwardStats } from '../src/core/session/forwarder.js'
@@ -325,5 +327,58 @@ describe('PeerMessages', () => {
     expect(describeMessage(Message.fromPartial({ credentials: { ...credentials, needCreds: true } }))).toMatch(/^ufrag \S+, need creds$/)
     expect(describeMessage(Message.fromPartial({ credentials }))).toMatch(/^ufrag \S+$/)
     expect(describeMessage(Message.fromPartial({}))).toBeUndefined()
+  })
+})
+
+describe('IceAttempt.prepare', () => {
+  function settings(): AttemptSettings {
+    return { role: 'controlling', probeKey: new Uint8Array(32), ice: { loopback: true }, connectTimeoutMs: 5000, probeTimeoutMs: 1000 }
+  }
+
+  it('gathers before the peer credentials, tells nothing until start(), then publishes every gathered candidate at once', async () => {
+    const calls: string[] = []
+    const attempt = new IceAttempt(generateCredentials(), {
+      emit: (event) => void calls.push(`emit ${event.type}`),
+      setState: (state) => void calls.push(`state ${state}`),
+      fail: (reason) => void calls.push(`fail ${reason}`),
+      connected: () => void calls.push('connected'),
+      goodbye: () => void calls.push('goodbye'),
+      localCandidate: (info) => void calls.push(`candidate ${info.type} ${info.address}`),
+      datagram: () => {},
+      closed: () => false,
+    })
+    try {
+      attempt.prepare(settings())
+      const agent = attempt.agent
+      expect(agent).toBeDefined()
+      const deadline = Date.now() + 3000
+      while ((agent?.connection.localCandidates.length ?? 0) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+      expect(agent?.connection.localCandidates.length).toBeGreaterThan(0)
+      await new Promise((r) => setTimeout(r, 20))
+      expect(calls).toEqual([])
+      attempt.remote = generateCredentials()
+      attempt.start(settings(), [])
+      // Synchronously: the same agent, the state, then the candidates it gathered while waiting.
+      expect(attempt.agent).toBe(agent)
+      expect(calls).toEqual(['state gathering', 'candidate host 127.0.0.1'])
+    } finally {
+      await attempt.end()
+    }
+  })
+
+  it('a prepared attempt that ends before start closes its agent', async () => {
+    const attempt = new IceAttempt(generateCredentials(), {
+      emit: () => {},
+      setState: () => {},
+      fail: () => {},
+      connected: () => {},
+      goodbye: () => {},
+      localCandidate: () => {},
+      datagram: () => {},
+      closed: () => false,
+    })
+    attempt.prepare(settings())
+    await attempt.end()
+    expect(attempt.agent?.closed).toBe(true)
   })
 })

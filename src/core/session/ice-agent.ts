@@ -17,7 +17,8 @@ installTurnRefreshFix()
 export interface IceAgentOptions {
   controlling: boolean
   local: IceCredentials
-  remote: IceCredentials
+  /** The peer's credentials; an agent may gather before they are known (setRemote before connect). */
+  remote?: IceCredentials
   ice?: IceOptions
   /** Renewed credentials for a TURN server by its URL (relay-renewal.ts), tried when it refuses a refresh. */
   renewedTurnCredentials?: (serverUrl: string) => TurnCredentials | undefined
@@ -86,7 +87,6 @@ export class IceAgent {
     connection.localPassword = options.local.pwd
     // Drops the random credentials the constructor recorded, so only ours answer checks.
     connection.userHistory = { [options.local.ufrag]: options.local.pwd }
-    connection.setRemoteParams({ iceLite: false, usernameFragment: options.remote.ufrag, password: options.remote.pwd })
     // werift calls these synchronously inside its socket handlers: nothing may throw back into it.
     connection.onIceCandidate.subscribe((candidate) => {
       let info: CandidateInfo
@@ -114,10 +114,16 @@ export class IceAgent {
     })
     connection.stateChanged.subscribe((state) => this.states.emit(state))
     this.connection = connection
+    if (options.remote) this.setRemote(options.remote)
   }
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** The peer's credentials, which its checks carry and ours must use; needed before connect(). */
+  setRemote(remote: IceCredentials): void {
+    this.connection.setRemoteParams({ iceLite: false, usernameFragment: remote.ufrag, password: remote.pwd })
   }
 
   /** Gathers host, srflx and relay candidates (the STUN/TURN servers in order); each is emitted on localCandidates. */

@@ -59,6 +59,11 @@ export class IceAttempt {
   #connecting = false
   #connected = false
   #done = false
+  /** start() ran: the peer's credentials are known, candidates are told and published. */
+  #started = false
+  /** Local candidates gathered before start(), told and published by it. */
+  #early: CandidateInfo[] = []
+  #gathering: 'running' | 'done' | { error: string } = 'running'
   readonly #hooks: AttemptHooks
   #settings?: AttemptSettings
 
@@ -81,42 +86,78 @@ export class IceAttempt {
     return this.#done
   }
 
-  /** Creates the agent for the known remote credentials and gathers; `candidates` arrived before it existed. */
+  /**
+   * Creates the agent and gathers before the peer's credentials are here: they only name the peer's side,
+   * and candidates take time (a socket each, and a STUN or TURN round trip on real networks), so they are
+   * ready when the credentials come. Nothing is told or published until start(): the peer still gets our
+   * credentials first and our candidates after them, as without this.
+   */
+  prepare(settings: AttemptSettings): void {
+    if (this.#agent || this.#done || this.#started) return
+    this.#createAgent(settings)
+  }
+
+  /** Starts for the known remote credentials (gathering, if prepare() did not); `candidates` came before. */
   start(settings: AttemptSettings, candidates: Iterable<CandidateInfo>): void {
     const remote = this.remote
-    if (!remote || this.#done) return
-    this.#settings = settings
+    if (!remote || this.#done || this.#started) return
+    this.#started = true
     const hooks = this.#hooks
     hooks.setState('gathering')
-    let agent: IceAgent
-    try {
-      agent = new IceAgent({
-        controlling: settings.role === 'controlling',
-        local: this.local,
-        remote,
-        ice: settings.ice,
-        renewedTurnCredentials: (url) => settings.renewedTurnCredentials?.(url),
-      })
-    } catch (err) {
-      hooks.fail(`could not create the ICE agent: ${errorMessage(err)}`)
-      return
-    }
-    this.#agent = agent
+    const agent = this.#agent ?? this.#createAgent(settings)
+    if (!agent) return
+    agent.setRemote(remote)
+    // A prepared agent keeps the settings it was made with (the same servers; the rest does not change).
+    const { probeKey, role, probeTimeoutMs, connectTimeoutMs } = this.#settings ?? settings
     const live = () => !this.#done && !hooks.closed()
     this.#probe = new PathProbe({
-      key: settings.probeKey,
-      role: settings.role,
+      key: probeKey,
+      role,
       send: async (datagram) => void agent.send(datagram),
-      timeoutMs: settings.probeTimeoutMs,
+      timeoutMs: probeTimeoutMs,
       ufrags: { local: this.local.ufrag, remote: remote.ufrag },
       onGoodbye: () => live() && hooks.goodbye(),
       onVerified: (rttMs) => live() && hooks.emit({ type: 'verified', rttMs }),
       onUnverified: (reason) => live() && hooks.emit({ type: 'unverified', reason }),
       onError: (message) => live() && hooks.emit({ type: 'error', source: 'probe', message }),
     })
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined
+      if (!this.#connecting) {
+        const missing = this.#localCount === 0 ? 'no local candidate was gathered' : 'no usable candidate arrived from the peer'
+        hooks.fail(`could not start connecting within ${connectTimeoutMs / 1000} s: ${missing}`)
+      }
+    }, connectTimeoutMs)
+    // Candidates may have overtaken the credentials they belong to; stale ones only add pairs that fail.
+    for (const info of candidates) this.addRemoteCandidate(info)
+    const early = this.#early
+    this.#early = []
+    for (const info of early) this.#onLocalCandidate(info)
+    this.#onGathered()
+  }
+
+  /** The agent, its handlers and its gathering; undefined (and the attempt failed) if werift refused. */
+  #createAgent(settings: AttemptSettings): IceAgent | undefined {
+    const hooks = this.#hooks
+    let agent: IceAgent
+    try {
+      agent = new IceAgent({
+        controlling: settings.role === 'controlling',
+        local: this.local,
+        ...(this.remote ? { remote: this.remote } : {}),
+        ice: settings.ice,
+        renewedTurnCredentials: (url) => settings.renewedTurnCredentials?.(url),
+      })
+    } catch (err) {
+      hooks.fail(`could not create the ICE agent: ${errorMessage(err)}`)
+      return undefined
+    }
+    this.#agent = agent
+    this.#settings = settings
+    const live = () => !this.#done && !hooks.closed()
     // Before connect(): the controlled side can receive the peer's probes before its connect() resolves.
     agent.datagrams.setHandler((datagram, fromPair) => this.#onDatagram(settings.probeKey, datagram, fromPair))
-    agent.localCandidates.on((info) => this.#onLocalCandidate(info))
+    agent.localCandidates.on((info) => (this.#started ? this.#onLocalCandidate(info) : void this.#early.push(info)))
     agent.serverErrors.on((message) => live() && hooks.emit({ type: 'error', source: 'ice', message }))
     agent.relayLost.on(({ candidate, reason }) => {
       if (!live()) return
@@ -131,28 +172,32 @@ export class IceAttempt {
         hooks.fail('the peer stopped answering ICE consent checks: the path is gone')
       }
     })
-    this.#watchdog = setTimeout(() => {
-      this.#watchdog = undefined
-      if (!this.#connecting) {
-        const missing = this.#localCount === 0 ? 'no local candidate was gathered' : 'no usable candidate arrived from the peer'
-        hooks.fail(`could not start connecting within ${settings.connectTimeoutMs / 1000} s: ${missing}`)
-      }
-    }, settings.connectTimeoutMs)
-    // Candidates may have overtaken the credentials they belong to; stale ones only add pairs that fail.
-    for (const info of candidates) this.addRemoteCandidate(info)
     agent.gather().then(
       () => {
-        if (live() && this.#localCount === 0) hooks.fail('gathering found no local candidate: no usable network interface')
+        this.#gathering = 'done'
+        this.#onGathered()
       },
-      (err: unknown) => hooks.fail(`gathering candidates failed: ${errorMessage(err)}`),
+      (err: unknown) => {
+        this.#gathering = { error: `gathering candidates failed: ${errorMessage(err)}` }
+        this.#onGathered()
+      },
     )
+    return agent
   }
 
-  /** A remote candidate for this agent (each one once); ignored before the agent exists. */
+  /** Gathering's outcome counts once the attempt started (a prepared agent may finish before). */
+  #onGathered(): void {
+    const gathering = this.#gathering
+    if (!this.#started || gathering === 'running' || this.#done || this.#hooks.closed()) return
+    if (gathering !== 'done') this.#hooks.fail(gathering.error)
+    else if (this.#localCount === 0) this.#hooks.fail('gathering found no local candidate: no usable network interface')
+  }
+
+  /** A remote candidate for this agent (each one once); ignored before start (the session keeps them for it). */
   addRemoteCandidate(info: CandidateInfo): void {
     const agent = this.#agent
     const key = candidateKey(info)
-    if (!agent || this.#done || this.#remoteKeys.has(key)) return
+    if (!agent || !this.#started || this.#done || this.#remoteKeys.has(key)) return
     this.#remoteKeys.add(key)
     agent.addRemoteCandidate(info).then(
       () => {

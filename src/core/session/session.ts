@@ -18,7 +18,7 @@ import { CredentialRequests } from './credential-requests.js'
 import { generateCredentials, sameCredentials, shortUfrag, type IceCredentials } from './credentials.js'
 import type { CandidateInfo, SessionEvent, SessionEventBody, SessionState } from './events.js'
 import type { Forwarder } from './forwarder.js'
-import { IceAttempt } from './ice-attempt.js'
+import { IceAttempt, type AttemptSettings } from './ice-attempt.js'
 import type { NominatedPair } from './ice-agent.js'
 import { DEFAULT_CONNECT_TIMEOUT_MS, type IceOptions } from './ice-options.js'
 import { PathForwarding } from './path-forwarding.js'
@@ -212,6 +212,8 @@ export class Session {
       () => this.#messages.credentials(attempt.local, true),
       () => !this.#closed && attempt === this.#attempt && !attempt.remote,
     )
+    // After the request has left: the peer may be waiting for it.
+    setImmediate(() => this.#prepareAgent(attempt))
   }
 
   #onCredentials(c: Credentials): void {
@@ -227,8 +229,12 @@ export class Session {
     if (!attempt.remote) {
       attempt.remote = remote
       this.#credentialRequests.stop()
-      if (c.needCreds) this.#messages.credentials(attempt.local, false)
-      this.#startAgent(attempt)
+      if (!c.needCreds) return this.#startAgent(attempt)
+      this.#messages.credentials(attempt.local, false)
+      // The peer waits for this answer: let it leave before the agent's set-up work (werift, sockets).
+      setImmediate(() => {
+        if (!this.#closed && attempt === this.#attempt && !attempt.done) this.#startAgent(attempt)
+      })
       return
     }
     if (sameCredentials(attempt.remote, remote)) {
@@ -271,19 +277,28 @@ export class Session {
       })
       return
     }
+    attempt.start(this.#attemptSettings(), this.#recent.current())
+  }
+
+  /** While we wait for the peer's credentials, the agent gathers (IceAttempt.prepare), once the servers are known. */
+  #prepareAgent(attempt: IceAttempt): void {
+    const current = () => !this.#closed && attempt === this.#attempt && !attempt.done
+    if (!current()) return
+    if (this.#iceServers.settled) return attempt.prepare(this.#attemptSettings())
+    void this.#iceServers.ready.then(() => current() && attempt.prepare(this.#attemptSettings()))
+  }
+
+  #attemptSettings(): AttemptSettings {
     const { ours, theirs, probeTimeoutMs, pathSilence } = this.#o
-    attempt.start(
-      {
-        role: this.role,
-        probeKey: defaultSharedKeyCache.get(ours, theirs),
-        ice: this.#iceServers.current(),
-        connectTimeoutMs: this.#o.ice?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        probeTimeoutMs: probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
-        ...(pathSilence ? { pathSilence } : {}),
-        renewedTurnCredentials: (url) => this.#iceServers.renewedTurn(url),
-      },
-      this.#recent.current(),
-    )
+    return {
+      role: this.role,
+      probeKey: defaultSharedKeyCache.get(ours, theirs),
+      ice: this.#iceServers.current(),
+      connectTimeoutMs: this.#o.ice?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      probeTimeoutMs: probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+      ...(pathSilence ? { pathSilence } : {}),
+      renewedTurnCredentials: (url) => this.#iceServers.renewedTurn(url),
+    }
   }
 
   #onLocalCandidate(info: CandidateInfo): void {
