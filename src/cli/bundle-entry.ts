@@ -4,23 +4,22 @@
 // (issue 10: process start → connected). oclif still runs each command: Config, hooks, flag parsing and
 // error handling are the same as through `execute`; only the way the command class is found differs.
 import { Config, flush, handle, type Command } from '@oclif/core'
-import Demo from '../commands/demo.js'
-import Keygen from '../commands/keygen.js'
-import Publish from '../commands/publish.js'
-import Pubkey from '../commands/pubkey.js'
-import Session from '../commands/session.js'
-import Status from '../commands/status.js'
-import Subscribe from '../commands/subscribe.js'
 
-/** The bundled commands. `signal` is not here: a server starts once, and its pino/reflection files want node_modules. */
-export const BUNDLED_COMMANDS: Readonly<Record<string, Command.Class>> = {
-  demo: Demo,
-  keygen: Keygen,
-  publish: Publish,
-  pubkey: Pubkey,
-  session: Session,
-  status: Status,
-  subscribe: Subscribe,
+type CommandModule = Promise<{ default: Command.Class }>
+
+/**
+ * The bundled commands, each loaded when it runs: a command's module graph (demo's embedded server, the
+ * session's ICE) is evaluated only for that command, not on every start of every other one.
+ * `signal` is not here: a server starts once, and its pino/reflection files want node_modules.
+ */
+export const BUNDLED_COMMANDS: Readonly<Record<string, () => CommandModule>> = {
+  demo: () => import('../commands/demo.js'),
+  keygen: () => import('../commands/keygen.js'),
+  publish: () => import('../commands/publish.js'),
+  pubkey: () => import('../commands/pubkey.js'),
+  session: () => import('../commands/session.js'),
+  status: () => import('../commands/status.js'),
+  subscribe: () => import('../commands/subscribe.js'),
 }
 
 /** Runs a bundled command as oclif's `execute` would (root: the package directory). */
@@ -28,9 +27,9 @@ export async function runBundled(id: string, argv: string[], root: string): Prom
   try {
     const config = await Config.load(root)
     const found = config.findCommand(id)
-    const command = BUNDLED_COMMANDS[id]
-    if (!found || !command) throw new Error(`command ${id} is not bundled`)
-    await config.runCommand(id, argv, { ...found, load: async () => command })
+    const loadCommand = BUNDLED_COMMANDS[id]
+    if (!found || !loadCommand) throw new Error(`command ${id} is not bundled`)
+    await config.runCommand(id, argv, { ...found, load: async () => (await loadCommand()).default })
     await flush()
   } catch (error) {
     await handle(error as Error)
