@@ -51,16 +51,27 @@ function keyPair() {
   return { privateKey, publicKey: run(['pubkey'], privateKey) }
 }
 
-async function oursOnce(address) {
+/**
+ * This machine's environment, or that environment without NODE_EXTRA_CA_CERTS: with it, Node parses the whole
+ * CA bundle into a certificate store during process start-up, before any of our code runs (`node -e 0`: ~46
+ * instead of ~17 ms of CPU here), and the Python peer reads no such variable. `env` builds one peer's.
+ */
+function environment(withoutExtraCa) {
+  const base = { ...PROD_ENV }
+  if (withoutExtraCa) delete base.NODE_EXTRA_CA_CERTS
+  return (extra = {}) => ({ ...base, ...extra })
+}
+
+async function oursOnce(address, env = environment(false)) {
   const a = keyPair()
   const b = keyPair()
   const args = (peer) => [RUN_JS, 'session', peer, '-b', `grpc://${address}?insecure=true`, '--loopback', '--json']
-  const first = startPeer(process.execPath, args(b.publicKey), { ...PROD_ENV, CUNICU_PRIVATE_KEY: a.privateKey })
+  const first = startPeer(process.execPath, args(b.publicKey), env({ CUNICU_PRIVATE_KEY: a.privateKey }))
   let second
   try {
     await first.until((e) => e.type === 'envelope' && e.direction === 'out' && e.kind === 'credentials', 'cunicu-ts first peer waiting')
     const t0 = performance.now()
-    second = startPeer(process.execPath, args(a.publicKey), { ...PROD_ENV, CUNICU_PRIVATE_KEY: b.privateKey })
+    second = startPeer(process.execPath, args(a.publicKey), env({ CUNICU_PRIVATE_KEY: b.privateKey }))
     const t1 = await second.until((e) => e.type === 'state' && e.state === 'connected', 'cunicu-ts second peer connected')
     return t1 - t0
   } finally {
@@ -68,7 +79,9 @@ async function oursOnce(address) {
   }
 }
 
-async function pythonOnce(address, py) {
+async function pythonOnce(address, py, withoutExtraCa = false) {
+  if (withoutExtraCa) py = { ...py, env: { ...py.env } }
+  if (withoutExtraCa) delete py.env.NODE_EXTRA_CA_CERTS
   const a = keyPair()
   const b = keyPair()
   const args = (key, peer) => [join(INTEROP_DIR, 'peer.py'), 'session', '--server', address, '--key', key.privateKey, '--peer', peer.publicKey, '--timeout', '20', '--linger', '5']
@@ -92,13 +105,21 @@ export async function cliSession({ runs, row, log }) {
   let signal
   const ours = []
   const python = []
+  // The same pairs without NODE_EXTRA_CA_CERTS, when this machine sets it (a side row, see environment()).
+  const extraCa = Boolean(process.env.NODE_EXTRA_CA_CERTS)
+  const oursNoCa = []
+  const pythonNoCa = []
   try {
     signal = await startSignal()
     await oursOnce(signal.address) // warm the page cache for both, unmeasured
     await pythonOnce(signal.address, py)
+    if (extraCa) await oursOnce(signal.address, environment(true)) // its own code cache file is written once
     for (let i = 0; i < runs; i++) {
       ours.push(await oursOnce(signal.address))
       python.push(await pythonOnce(signal.address, py))
+      if (!extraCa) continue
+      oursNoCa.push(await oursOnce(signal.address, environment(true)))
+      pythonNoCa.push(await pythonOnce(signal.address, py, true))
     }
   } finally {
     await stopProcess(signal)
@@ -114,6 +135,16 @@ export async function cliSession({ runs, row, log }) {
     referenceName: 'two peers of the independent Python implementation (test/interop/peer.py), same server',
     target: '≤ 1.0 ×',
     check: (_, ratio) => ratio <= 1.0,
-    detail: { oursMs: ours.map(round), pythonMs: python.map(round) },
+    detail: { oursMs: ours.map(round), pythonMs: python.map(round), nodeExtraCaCerts: extraCa },
+  })
+  if (!extraCa) return
+  row({
+    id: 'cli-session-no-extra-ca',
+    name: `CLI session as above, both without this machine's NODE_EXTRA_CA_CERTS (side row: Node start-up without the CA bundle; median of ${runs})`,
+    value: median(oursNoCa),
+    unit: 'ms',
+    reference: median(pythonNoCa),
+    referenceName: 'the same Python peers, same run',
+    detail: { oursMs: oursNoCa.map(round), pythonMs: pythonNoCa.map(round) },
   })
 }
