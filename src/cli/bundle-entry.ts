@@ -3,7 +3,9 @@
 // (cli/bundle-loader.ts). Loading the same code as ~400 separate ES modules costs ~150 ms more per start
 // (issue 10: process start → connected). oclif still runs each command: Config, hooks, flag parsing and
 // error handling are the same as through `execute`; only the way the command class is found differs.
-import { Config, flush, handle, type Command } from '@oclif/core'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Config, flush, handle, type Command, type Interfaces } from '@oclif/core'
 
 type CommandModule = Promise<{ default: Command.Class }>
 
@@ -25,7 +27,11 @@ export const BUNDLED_COMMANDS: Readonly<Record<string, () => CommandModule>> = {
 /** Runs a bundled command as oclif's `execute` would (root: the package directory). */
 export async function runBundled(id: string, argv: string[], root: string): Promise<void> {
   try {
-    const config = await Config.load(root)
+    // Read here, at once: Config.load would first look for it and then read it again, two chains of
+    // asynchronous file reads on the way to the first envelope. It holds our oclif config, so oclif's own
+    // reading would add nothing to it (read-pjson.js).
+    const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Interfaces.PJSON
+    const config = await Config.load({ root, pjson })
     const found = config.findCommand(id)
     const loadCommand = BUNDLED_COMMANDS[id]
     if (!found || !loadCommand) throw new Error(`command ${id} is not bundled`)
