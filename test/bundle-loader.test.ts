@@ -102,4 +102,11 @@ describe('bundle loader', () => {
     expect(off.stderr).not.toContain('bundle:')
     for (const key of ['a.key', 'b.key']) expect(readFileSync(join(dir, key), 'utf8')).toMatch(/^[A-Za-z0-9+/]{43}=\n$/) // both ways write a key
   })
+
+  it('the built bundle is ASCII only, so reading it as latin1 (the loader does) gives exactly its text', () => {
+    const bytes = readFileSync(BUILT_BUNDLE)
+    const firstNonAscii = bytes.findIndex((byte) => byte > 0x7f)
+    expect(firstNonAscii, firstNonAscii >= 0 ? bytes.subarray(Math.max(0, firstNonAscii - 60), firstNonAscii + 20).toString('utf8') : '').toBe(-1)
+    expect(bytes.toString('latin1')).toBe(bytes.toString('utf8'))
+  })
 })

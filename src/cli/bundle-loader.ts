@@ -57,7 +57,8 @@ export function loadBundle(bundleFile: string, useCache = process.env.CUNICU_COD
       // No cache yet: this run writes one.
     }
   }
-  const source = `(function (exports, require, module, __filename, __dirname, ${BUNDLE_IMPORT}) {${readFileSync(bundleFile, 'utf8')}\n})`
+  // latin1: the build writes the bundle in ASCII only (scripts/bundle.js), so this is exact and skips UTF-8 decoding.
+  const source = `(function (exports, require, module, __filename, __dirname, ${BUNDLE_IMPORT}) {${readFileSync(bundleFile, 'latin1')}\n})`
   const script = new vm.Script(source, { filename: bundleFile, ...(cachedData ? { cachedData } : {}) })
   const cache: CodeCacheState = !useCache ? 'off' : !cachedData ? 'absent' : script.cachedDataRejected ? 'rejected' : 'accepted'
   const module = { exports: {} as BundleExports }
