@@ -135,7 +135,9 @@ export class SignalingServer {
     }
     const transport: ServerTransport = options.transport === 'grpc-js'
       ? new (await import('./grpc-js-transport.js')).GrpcJsTransport(transportOptions)
-      : new (await import('./h2/h2-transport.js')).H2Transport(transportOptions)
+      : options.transport === 'js'
+        ? new (await import('./h2js/js-transport.js')).JsH2Transport(transportOptions)
+        : new (await import('./h2/h2-transport.js')).H2Transport(transportOptions)
     const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
     const log = options.log ?? silentLog
     const self = new SignalingServer(transport, limits, options.version ?? packageVersion(), auth, options.clock, log)

@@ -9,8 +9,8 @@ import type { BuildInfo } from '../../gen/common.js'
 import type { FrameSink } from './subscriber-queue.js'
 import type { SubscribeRequest } from './wire-service.js'
 
-export type TransportName = 'h2' | 'grpc-js'
-export const TRANSPORTS: readonly TransportName[] = ['h2', 'grpc-js']
+export type TransportName = 'h2' | 'js' | 'grpc-js'
+export const TRANSPORTS: readonly TransportName[] = ['h2', 'js', 'grpc-js']
 
 export interface CallStatus {
   code: status
