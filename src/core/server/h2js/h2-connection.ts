@@ -205,10 +205,14 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
       while (buffer.length - pos >= FRAME_HEADER_BYTES) {
         const length = buffer.readUIntBE(pos, 3)
         if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
-        const end = pos + FRAME_HEADER_BYTES + length
-        if (end > buffer.length) break
         const type = buffer[pos + 3]!
         const flags = buffer[pos + 4]!
+        // Decided on the header: a client whose first frame is no SETTINGS is not waited for.
+        if (!this.#settingsReceived && (type !== FrameType.SETTINGS || flags & Flag.ACK)) {
+          throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'the client preface must start with SETTINGS')
+        }
+        const end = pos + FRAME_HEADER_BYTES + length
+        if (end > buffer.length) break
         const streamId = buffer.readUInt32BE(pos + 5) & MAX_WINDOW
         const payload = buffer.subarray(pos + FRAME_HEADER_BYTES, end)
         pos = end
@@ -227,9 +231,6 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
 
   #frame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.#continuation && type !== FrameType.CONTINUATION) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'expected CONTINUATION')
-    if (!this.#settingsReceived && (type !== FrameType.SETTINGS || flags & Flag.ACK)) {
-      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'the client preface must start with SETTINGS')
-    }
     switch (type) {
       case FrameType.DATA:
         return this.#data(flags, streamId, payload)
