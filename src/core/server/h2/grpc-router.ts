@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http2'
 import { status, type MethodDefinition, type Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js'
 import { BuildInfo, Empty } from '../../../gen/common.js'
 import { AUTH_METADATA_KEY } from '../../auth-proof.js'
-import type { SignalingHandlers, SubscriberStream } from '../transport.js'
+import type { ServerTransport, SignalingHandlers, SubscriberStream } from '../transport.js'
 import { decodeSubscribeRequest } from '../wire-service.js'
 import { frameMessage, MESSAGE_HEADER_BYTES, parseGrpcTimeout } from './grpc-wire.js'
 import type { GrpcStream } from './grpc-stream.js'
@@ -88,6 +88,28 @@ export class GrpcRouter {
     const method = path === undefined ? undefined : this.#methods.get(path)
     if (!method) return endCall(stream, status.UNIMPLEMENTED, `The server does not implement the method ${path}`, true)
     runGenericCall(stream, headers, method, { maxBytes, encoding, timeoutMs, peer, unaryStarted: this.#unaryStarted, unaryEnded: this.#unaryEnded })
+  }
+}
+
+/** The half of ServerTransport both HTTP/2 transports answer from their router. */
+export abstract class RoutingTransport implements Pick<ServerTransport, 'services' | 'unaryInFlight' | 'addSignaling'> {
+  protected readonly router: GrpcRouter
+
+  constructor(maxReceiveBytes: number) {
+    this.router = new GrpcRouter(maxReceiveBytes)
+  }
+
+  /** Health, reflection and RelayRegistry register here with their grpc-js definitions and implementations. */
+  get services(): Pick<Server, 'addService'> {
+    return this.router.services
+  }
+
+  get unaryInFlight(): number {
+    return this.router.unaryInFlight
+  }
+
+  addSignaling(handlers: SignalingHandlers): void {
+    this.router.addSignaling(handlers)
   }
 }
 

@@ -14,9 +14,8 @@ import {
   type ServerHttp2Stream,
   type Settings,
 } from 'node:http2'
-import type { Server } from '@grpc/grpc-js'
-import type { ServerTransport, SignalingHandlers, TransportOptions } from '../transport.js'
-import { GrpcRouter } from './grpc-router.js'
+import type { ServerTransport, TransportOptions } from '../transport.js'
+import { RoutingTransport } from './grpc-router.js'
 
 export { PUBLISH_PATH, SUBSCRIBE_PATH } from './grpc-router.js'
 
@@ -42,14 +41,13 @@ export function sessionSettings(options: TransportOptions): Settings {
   }
 }
 
-export class H2Transport implements ServerTransport {
+export class H2Transport extends RoutingTransport implements ServerTransport {
   readonly http2Server: Http2Server | Http2SecureServer
-  readonly #router: GrpcRouter
   readonly #sessions = new Set<ServerHttp2Session>()
   readonly #keepalive: NodeJS.Timeout
 
   constructor(options: TransportOptions) {
-    this.#router = new GrpcRouter(options.maxReceiveBytes)
+    super(options.maxReceiveBytes)
     // maxDeflateDynamicTableSize 0: our response headers are a handful of constants; a dynamic table per
     // connection to compress them costs memory on every idle peer for a few bytes per call.
     // maxSessionMemory (MB) bounds what one connection may make nghttp2 and Node hold; the subscriber
@@ -65,18 +63,6 @@ export class H2Transport implements ServerTransport {
     this.#keepalive = setInterval(() => this.#pingAll(), options.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS).unref()
   }
 
-  /** Health, reflection and RelayRegistry register here with their grpc-js definitions and implementations. */
-  get services(): Pick<Server, 'addService'> {
-    return this.#router.services
-  }
-
-  get unaryInFlight(): number {
-    return this.#router.unaryInFlight
-  }
-
-  addSignaling(handlers: SignalingHandlers): void {
-    this.#router.addSignaling(handlers)
-  }
 
   injectConnection(socket: Socket): void {
     this.http2Server.emit('connection', socket)
@@ -134,7 +120,7 @@ export class H2Transport implements ServerTransport {
   }
 
   #stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    this.#router.route(stream, headers, (stream.session as NamedSession | undefined)?.[PEER] ?? 'unknown:0')
+    this.router.route(stream, headers, (stream.session as NamedSession | undefined)?.[PEER] ?? 'unknown:0')
   }
 }
 

@@ -6,10 +6,9 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
-import type { Server } from '@grpc/grpc-js'
 import { peerName } from '../connection-guard.js'
-import type { ServerTransport, SignalingHandlers, TransportOptions } from '../transport.js'
-import { GrpcRouter } from '../h2/grpc-router.js'
+import type { ServerTransport, TransportOptions } from '../transport.js'
+import { RoutingTransport } from '../h2/grpc-router.js'
 import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from '../h2/h2-transport.js'
 import { ErrorCode } from './frame.js'
 import { H2Connection, type ConnectionSettings, type StreamHandler } from './h2-connection.js'
@@ -17,18 +16,17 @@ import { H2Connection, type ConnectionSettings, type StreamHandler } from './h2-
 /** HPACK's default table size: what clients assume before our SETTINGS, and plenty for gRPC's few headers. */
 const HEADER_TABLE_SIZE = 4096
 
-export class JsH2Transport implements ServerTransport {
+export class JsH2Transport extends RoutingTransport implements ServerTransport {
   /** Emits 'session' with each H2Connection (the connection guard watches it); with TLS, the tls.Server. */
   readonly http2Server: EventEmitter
   readonly #tls: TlsServer | undefined
-  readonly #router: GrpcRouter
   readonly #settings: ConnectionSettings
   readonly #connections = new Set<H2Connection>()
   readonly #keepalive: NodeJS.Timeout
-  readonly #onStream: StreamHandler = (stream, headers, connection) => this.#router.route(stream, headers, connection.peer)
+  readonly #onStream: StreamHandler = (stream, headers, connection) => this.router.route(stream, headers, connection.peer)
 
   constructor(options: TransportOptions) {
-    this.#router = new GrpcRouter(options.maxReceiveBytes)
+    super(options.maxReceiveBytes)
     const settings = sessionSettings(options)
     this.#settings = {
       maxConcurrentStreams: settings.maxConcurrentStreams!,
@@ -45,17 +43,6 @@ export class JsH2Transport implements ServerTransport {
     this.#keepalive = setInterval(() => this.#pingAll(), options.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS).unref()
   }
 
-  get services(): Pick<Server, 'addService'> {
-    return this.#router.services
-  }
-
-  get unaryInFlight(): number {
-    return this.#router.unaryInFlight
-  }
-
-  addSignaling(handlers: SignalingHandlers): void {
-    this.#router.addSignaling(handlers)
-  }
 
   injectConnection(socket: Socket): void {
     if (this.#tls) this.#tls.emit('connection', socket)
