@@ -153,6 +153,36 @@ describe('HTTP/2 connection framing', () => {
   })
 })
 
+describe('HTTP/2 connection keepalive and large header blocks', () => {
+  it('cuts a connection that does not answer its keepalive PING in time, and keeps one that does', async () => {
+    const silent = withRequest()
+    silent.connection.ping(30)
+    expect(silent.frames().filter((f) => f.type === FrameType.PING && f.flags === 0)).toHaveLength(1)
+    const answering = withRequest()
+    answering.connection.ping(30)
+    const ping = answering.frames().find((f) => f.type === FrameType.PING)!
+    answering.send(frameWith(FrameType.PING, Flag.ACK, 0, ping.payload))
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    expect(silent.connection.destroyed).toBe(true)
+    expect(answering.connection.destroyed).toBe(false)
+    answering.connection.destroy()
+  })
+
+  it('splits a header block larger than the client\'s frame size into HEADERS and CONTINUATION', () => {
+    const { entry, frames } = withRequest()
+    const details = 'd'.repeat(40_000)
+    entry.stream.respond({ ':status': 200, 'grpc-status': 13, 'grpc-message': details }, { endStream: true })
+    const out = frames()
+    expect(out.map((f) => [f.type, f.flags])).toEqual([
+      [FrameType.HEADERS, Flag.END_STREAM],
+      [FrameType.CONTINUATION, 0],
+      [FrameType.CONTINUATION, Flag.END_HEADERS],
+    ])
+    expect(out.every((f) => f.payload.length <= 16_384)).toBe(true)
+    expect(new HpackDecoder(4096).decode(Buffer.concat(out.map((f) => f.payload))).headers['grpc-message']).toBe(details)
+  })
+})
+
 describe('HTTP/2 connection flow control', () => {
   it('holds response data beyond the stream window, says so in writableLength, and resumes on WINDOW_UPDATE', () => {
     const { entry, frames, send } = withRequest([[Setting.INITIAL_WINDOW_SIZE, 10]])
