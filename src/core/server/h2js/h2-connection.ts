@@ -3,17 +3,17 @@
 // GOAWAY, flow control both ways, and streams handed to the gRPC layer as they open. Per connection it holds
 // this object, the HPACK decoder's table and the open streams, nothing sized for traffic it does not have:
 // that is what makes an idle peer cheap (issue 12; node:http2's session alone costs ~17 KiB).
+// Its length (~430 lines) is one handler per frame type over the one connection state they share; reading
+// frames (frame-reader.ts), HPACK and the streams (h2-stream.ts) live in their own files.
 import { EventEmitter } from 'node:events'
 import type { IncomingHttpHeaders } from 'node:http2'
 import type { Socket } from 'node:net'
 import {
-  CONNECTION_PREFACE,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW,
   ErrorCode,
   Flag,
   dataFrame,
-  FRAME_HEADER_BYTES,
   FrameType,
   goawayFrame,
   headersFrames,
@@ -27,6 +27,7 @@ import {
   windowUpdateFrame,
 } from './frame.js'
 import type { GuardedSession } from '../connection-guard.js'
+import { ConnectionError, FrameReader, unpad, type FrameHandler } from './frame-reader.js'
 import { CompressionError, HpackDecoder } from './hpack-decoder.js'
 import { H2Stream, type StreamOwner } from './h2-stream.js'
 
@@ -57,16 +58,6 @@ interface PendingHeaders {
   size: number
 }
 
-/** A connection error: GOAWAY with this code, then the socket goes. */
-class ConnectionError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 export class H2Connection extends EventEmitter implements StreamOwner, GuardedSession {
   destroyed = false
   closed = false
@@ -74,9 +65,7 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE
   readonly #streams = new Map<number, H2Stream>()
   #decoder: HpackDecoder | undefined
-  /** Bytes of an incomplete frame (or preface) left from the last read. */
-  #pending: Buffer | undefined
-  #prefaceDone = false
+  readonly #reader = new FrameReader(DEFAULT_MAX_FRAME_SIZE)
   #settingsReceived = false
   #continuation: PendingHeaders | undefined
   #lastStreamId = 0
@@ -89,6 +78,10 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
   #blocked: Set<H2Stream> | undefined
   #pingTimer: NodeJS.Timeout | undefined
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk)
+  readonly #onFrame: FrameHandler = (type, flags, streamId, payload) => {
+    this.#frame(type, flags, streamId, payload)
+    return !this.destroyed
+  }
   readonly #onDrain = (): void => this.#flushBlocked()
   readonly #onClose = (): void => this.#teardown()
 
@@ -186,41 +179,10 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
 
   #receive(chunk: Buffer): void {
     if (this.destroyed) return
-    const buffer = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk
-    this.#pending = undefined
-    let pos = 0
     // One writev for everything this read makes us answer (SETTINGS ACK, responses, WINDOW_UPDATEs).
     this.socket.cork()
     try {
-      if (!this.#prefaceDone) {
-        const have = Math.min(buffer.length, CONNECTION_PREFACE.length)
-        if (buffer.compare(CONNECTION_PREFACE, 0, have, 0, have) !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'invalid connection preface')
-        if (have < CONNECTION_PREFACE.length) {
-          this.#pending = Buffer.from(buffer)
-          return
-        }
-        this.#prefaceDone = true
-        pos = CONNECTION_PREFACE.length
-      }
-      while (buffer.length - pos >= FRAME_HEADER_BYTES) {
-        const length = buffer.readUIntBE(pos, 3)
-        if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
-        const type = buffer[pos + 3]!
-        const flags = buffer[pos + 4]!
-        // Decided on the header: a client whose first frame is no SETTINGS is not waited for.
-        if (!this.#settingsReceived && (type !== FrameType.SETTINGS || flags & Flag.ACK)) {
-          throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'the client preface must start with SETTINGS')
-        }
-        const end = pos + FRAME_HEADER_BYTES + length
-        if (end > buffer.length) break
-        const streamId = buffer.readUInt32BE(pos + 5) & MAX_WINDOW
-        const payload = buffer.subarray(pos + FRAME_HEADER_BYTES, end)
-        pos = end
-        this.#frame(type, flags, streamId, payload)
-        if (this.destroyed) return
-      }
-      // Only the incomplete frame's bytes are kept, copied: not the whole read they came in.
-      if (pos < buffer.length) this.#pending = Buffer.from(buffer.subarray(pos))
+      this.#reader.push(chunk, this.#onFrame)
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err
       this.#fail(err.code, err.message)
@@ -454,7 +416,7 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
     this.destroyed = this.closed = true
     if (this.#pingTimer) clearTimeout(this.#pingTimer)
     this.#pingTimer = undefined
-    this.#pending = undefined
+    this.#reader.clear()
     this.#decoder = undefined
     for (const stream of [...this.#streams.values()]) stream.destroy()
     this.#blocked = undefined
@@ -464,12 +426,3 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
 }
 
 function ignore(): void {}
-
-/** A DATA or HEADERS payload without its padding (RFC 9113 §6.1). */
-function unpad(flags: number, payload: Buffer): Buffer {
-  if (!(flags & Flag.PADDED)) return payload
-  if (payload.length < 1) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'padded frame without its pad length')
-  const padding = payload[0]!
-  if (padding >= payload.length) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padding as long as the frame')
-  return payload.subarray(1, payload.length - padding)
-}
