@@ -12,34 +12,16 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
-  type Settings,
 } from 'node:http2'
 import type { ServerTransport, TransportOptions } from '../transport.js'
 import { RoutingTransport } from './grpc-router.js'
+import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from './http2-settings.js'
 
 export { PUBLISH_PATH, SUBSCRIBE_PATH } from './grpc-router.js'
-
-/** Server keepalive (as grpc-js's defaults): a PING every 2 h to each connection, which must answer in 20 s. */
-export const KEEPALIVE_INTERVAL_MS = 2 * 60 * 60 * 1000
-export const KEEPALIVE_TIMEOUT_MS = 20_000
 
 /** The connection name ("ip:port") kept on each session: computed once, read per call. */
 const PEER = Symbol('peer')
 type NamedSession = ServerHttp2Session & { [PEER]?: string }
-
-/**
- * HTTP/2 settings sized for many idle peers (measured in BENCHMARKS.md, "Idle peers"): a subscriber
- * receives envelopes of ≤ 64 KiB and sends one small request per call, so the server needs neither a large
- * receive window nor a large header table.
- */
-export function sessionSettings(options: TransportOptions): Settings {
-  return {
-    maxConcurrentStreams: options.maxConcurrentStreams,
-    // Requests are ≤ maxReceiveBytes; a window of that (≥ 64 KiB, the protocol's default) never stalls one.
-    initialWindowSize: Math.min(Math.max(65_535, options.maxReceiveBytes + 16), 2 ** 31 - 1),
-    maxHeaderListSize: 16 * 1024,
-  }
-}
 
 export class H2Transport extends RoutingTransport implements ServerTransport {
   readonly http2Server: Http2Server | Http2SecureServer

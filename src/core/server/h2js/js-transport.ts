@@ -9,7 +9,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { peerName } from '../connection-guard.js'
 import type { ServerTransport, TransportOptions } from '../transport.js'
 import { RoutingTransport } from '../h2/grpc-router.js'
-import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from '../h2/h2-transport.js'
+import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from '../h2/http2-settings.js'
 import { ErrorCode } from './frame.js'
 import { H2Connection, type ConnectionSettings, type StreamHandler } from './h2-connection.js'
 
@@ -27,13 +27,7 @@ export class JsH2Transport extends RoutingTransport implements ServerTransport {
 
   constructor(options: TransportOptions) {
     super(options.maxReceiveBytes)
-    const settings = sessionSettings(options)
-    this.#settings = {
-      maxConcurrentStreams: settings.maxConcurrentStreams!,
-      initialWindowSize: settings.initialWindowSize!,
-      maxHeaderListSize: settings.maxHeaderListSize!,
-      headerTableSize: HEADER_TABLE_SIZE,
-    }
+    this.#settings = { ...sessionSettings(options), headerTableSize: HEADER_TABLE_SIZE }
     if (options.tls) {
       this.#tls = createTlsServer({ cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2'] }, (socket) => this.#secure(socket))
       // A TLS handshake that fails is the client's problem, not the server's.
