@@ -25,11 +25,14 @@ interface Frame {
 function rig(settings = SETTINGS) {
   const written: Buffer[] = []
   let ended = false
+  /** Set: the "network" holds our writes unsent (the client does not read) until release(). */
+  let held: (() => void)[] | undefined
   const socket = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, callback) {
       written.push(chunk)
-      callback()
+      if (held) held.push(callback)
+      else callback()
     },
     final(callback) {
       ended = true
@@ -45,7 +48,16 @@ function rig(settings = SETTINGS) {
   })
   return {
     connection,
+    socket,
     streams,
+    holdWrites() {
+      held = []
+    },
+    releaseWrites() {
+      const callbacks = held ?? []
+      held = undefined
+      for (const callback of callbacks) callback()
+    },
     get ended() {
       return ended
     },
@@ -180,6 +192,27 @@ describe('HTTP/2 connection keepalive and large header blocks', () => {
     ])
     expect(out.every((f) => f.payload.length <= 16_384)).toBe(true)
     expect(new HpackDecoder(4096).decode(Buffer.concat(out.map((f) => f.payload))).headers['grpc-message']).toBe(details)
+  })
+})
+
+describe('HTTP/2 connection against a client that does not read', () => {
+  it('stops reading a client that floods PINGs while our answers pile up unsent, and reads again once they went out', async () => {
+    const r = rig()
+    r.send(clientPreface())
+    r.holdWrites()
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => frameWith(FrameType.PING, 0, 0, Buffer.alloc(8))))
+    let reads = 0
+    while (!r.socket.isPaused() && reads < 100) {
+      r.send(pings)
+      reads++
+    }
+    expect(r.socket.isPaused()).toBe(true)
+    expect(r.socket.writableLength).toBeGreaterThan(256 * 1024)
+    expect(reads).toBeLessThan(30) // 17 KiB of answers per read: paused after ~16 reads, not at the bound
+    r.releaseWrites()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(r.socket.isPaused()).toBe(false)
+    r.connection.destroy()
   })
 })
 

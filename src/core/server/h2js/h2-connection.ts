@@ -44,6 +44,12 @@ export type StreamHandler = (stream: H2Stream, headers: IncomingHttpHeaders, con
 
 /** Unsent bytes in the socket above which response data waits in its stream (and writableLength says so). */
 const SOCKET_BACKLOG_BYTES = 64 * 1024
+/**
+ * Unsent bytes above which we stop reading the client until it reads what we sent: a client that sends
+ * requests, PINGs or SETTINGS without reading the answers (a control-frame flood) is held back by TCP, not
+ * by our memory. Above SOCKET_BACKLOG_BYTES, so response data never trips it by itself.
+ */
+const READ_PAUSE_BYTES = 256 * 1024
 /** After a connection error's GOAWAY, how long the client may take to close before the socket is cut. */
 const FAIL_LINGER_MS = 1000
 /** A header block (HEADERS + CONTINUATION) larger than this ends the connection before it is decoded. */
@@ -82,7 +88,10 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
     this.#frame(type, flags, streamId, payload)
     return !this.destroyed
   }
-  readonly #onDrain = (): void => this.#flushBlocked()
+  readonly #onDrain = (): void => {
+    if (this.socket.isPaused() && !this.destroyed) this.socket.resume()
+    this.#flushBlocked()
+  }
   readonly #onClose = (): void => this.#teardown()
 
   constructor(
@@ -187,7 +196,10 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
       if (!(err instanceof ConnectionError)) throw err
       this.#fail(err.code, err.message)
     } finally {
-      if (!this.socket.destroyed) this.socket.uncork()
+      if (!this.socket.destroyed) {
+        this.socket.uncork()
+        if (this.socket.writableLength > READ_PAUSE_BYTES) this.socket.pause()
+      }
     }
   }
 
