@@ -45,7 +45,6 @@ export class H2Transport extends RoutingTransport implements ServerTransport {
     this.#keepalive = setInterval(() => this.#pingAll(), options.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS).unref()
   }
 
-
   injectConnection(socket: Socket): void {
     this.http2Server.emit('connection', socket)
   }

@@ -37,7 +37,6 @@ export class JsH2Transport extends RoutingTransport implements ServerTransport {
     this.#keepalive = setInterval(() => this.#pingAll(), options.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS).unref()
   }
 
-
   injectConnection(socket: Socket): void {
     if (this.#tls) this.#tls.emit('connection', socket)
     else this.#open(socket)
