@@ -3,7 +3,7 @@
 // `signal` under `node --trace-gc [FLAGS]` with the transport rows' relay load (bench/client.js), and reads
 // the trace: bytes allocated per envelope (heap before each GC minus after the previous one), scavenges
 // and mark-compacts per 100k envelopes, the longest pause, and server CPU per envelope.
-//   node bench/gc-trace.js [--transport h2|grpc-js] [--seconds 3] [-- V8 FLAGS...]
+//   node bench/gc-trace.js [--transport js|h2|grpc-js] [--seconds 3] [-- V8 FLAGS...]
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { cpuTicks, delay, installCleanup, PROD_ENV, ROOT, RUN_JS, runClient, stopClient, TICKS_PER_SECOND, track } from './lib.js'
@@ -13,7 +13,7 @@ const dashes = argv.indexOf('--')
 const v8Flags = dashes >= 0 ? argv.slice(dashes + 1) : []
 const own = dashes >= 0 ? argv.slice(0, dashes) : argv
 const option = (name, fallback) => (own.includes(name) ? own[own.indexOf(name) + 1] : fallback)
-const transport = option('--transport', 'h2')
+const transport = option('--transport', 'js')
 const seconds = Number(option('--seconds', '3'))
 
 installCleanup()

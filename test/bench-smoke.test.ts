@@ -41,8 +41,10 @@ const ROWS = [
   'forward',
   'cli-session',
   'transport-cpu',
+  'transport-cpu-h2',
   'transport-cpu-grpc-js',
   'transport-idle-peer',
+  'transport-idle-peer-h2',
 ]
 
 test('node bench/run.js --quick produces every figure as a finite positive number', async () => {

@@ -1,12 +1,15 @@
-// The node:http2 transport (src/core/server/h2/) on what the shared suites do not reach: TLS with ALPN h2,
-// deadlines that run out (a publish whose request never completes, a live subscription), keepalive pings, and the same
-// service behind `--transport grpc-js` (the flag keeps the reference transport working).
+// Both HTTP/2 transports (our own on net.Socket, src/core/server/h2js/, the default; node:http2's,
+// src/core/server/h2/) on what the shared suites do not reach: TLS with ALPN h2, deadlines that run out (a
+// publish whose request never completes, a live subscription), keepalive pings, and the same service behind
+// every `--transport` value (the flag keeps the other transports working).
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { credentials, status, type ServiceError } from '@grpc/grpc-js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Envelope, SignalingClient, SubscribeParams } from '../src/gen/signaling/signaling.js'
 import { H2Transport } from '../src/core/server/h2/h2-transport.js'
+import { JsH2Transport } from '../src/core/server/h2js/js-transport.js'
+import type { TransportOptions } from '../src/core/server/transport.js'
 import { SignalingServer, type TransportName } from '../src/core/server/signaling-server.js'
 import { grpcFrame, h2session, PUBLISH_PATH, rawCall, SUBSCRIBE_PATH } from './helpers/raw-grpc.js'
 import { envelopeTo, publish, randomKey, rawClient, subscribe, wire, type Subscription } from './helpers/signaling.js'
@@ -36,7 +39,9 @@ async function relaysOneEnvelope(client: SignalingClient): Promise<Subscription>
   return sub
 }
 
-describe('node:http2 transport with TLS', () => {
+const HTTP2_TRANSPORTS: TransportName[] = ['js', 'h2']
+
+describe.each(HTTP2_TRANSPORTS)('%s transport with TLS', (transport) => {
   let tls: SelfSigned
   beforeAll(() => {
     if (!hasOpenssl()) throw new Error('the TLS tests make a self-signed certificate with openssl: apt-get install -y openssl')
@@ -45,7 +50,7 @@ describe('node:http2 transport with TLS', () => {
   afterAll(() => tls?.cleanup())
 
   it('negotiates h2 by ALPN and relays an envelope to a grpc-js client over TLS', async () => {
-    const server = await start({ tls: { cert: tls.cert, key: tls.key } })
+    const server = await start({ transport, tls: { cert: tls.cert, key: tls.key } })
     const alpn = await new Promise<string | false | null>((resolve, reject) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.address.split(':')[1]), ca: tls.cert, servername: 'localhost', ALPNProtocols: ['http/1.1', 'h2'] }, () => {
         resolve(socket.alpnProtocol)
@@ -60,7 +65,7 @@ describe('node:http2 transport with TLS', () => {
   })
 
   it('refuses a TLS client that offers only HTTP/1.1', async () => {
-    const server = await start({ tls: { cert: tls.cert, key: tls.key } })
+    const server = await start({ transport, tls: { cert: tls.cert, key: tls.key } })
     const outcome = await new Promise<string>((resolve) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.address.split(':')[1]), ca: tls.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] })
       socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'))
@@ -72,9 +77,9 @@ describe('node:http2 transport with TLS', () => {
   })
 })
 
-describe('node:http2 transport deadlines', () => {
+describe.each(HTTP2_TRANSPORTS)('%s transport deadlines', (transport) => {
   it('answers a publish whose request does not complete before its grpc-timeout with DEADLINE_EXCEEDED, and relays nothing', async () => {
-    const server = await start()
+    const server = await start({ transport })
     const key = randomKey()
     const sub = subscribe(rawClient(server.address), key)
     await sub.synced
@@ -96,7 +101,7 @@ describe('node:http2 transport deadlines', () => {
   })
 
   it('ends a live subscription at its deadline with DEADLINE_EXCEEDED and gives its stream back', async () => {
-    const server = await start()
+    const server = await start({ transport })
     const session = h2session(server.address)
     closers.push(() => session.close())
     const stream = session.request({ ':method': 'POST', ':path': SUBSCRIBE_PATH, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '400m' })
@@ -112,7 +117,7 @@ describe('node:http2 transport deadlines', () => {
   })
 })
 
-describe.each<TransportName>(['h2', 'grpc-js'])('transport %s', (transport) => {
+describe.each<TransportName>(['js', 'h2', 'grpc-js'])('transport %s', (transport) => {
   it('relays, refuses garbage with INVALID_ARGUMENT and answers reflection', async () => {
     const server = await start({ transport })
     const client = rawClient(server.address)
@@ -127,9 +132,11 @@ describe.each<TransportName>(['h2', 'grpc-js'])('transport %s', (transport) => {
   })
 })
 
-describe('node:http2 transport keepalive', () => {
+const TRANSPORT_CLASSES = { js: JsH2Transport, h2: H2Transport } satisfies Record<string, new (options: TransportOptions) => unknown>
+
+describe.each(['js', 'h2'] as const)('%s transport keepalive', (name) => {
   it('pings every connection at its interval, and a connection that answers stays', async () => {
-    const transport = new H2Transport({ maxReceiveBytes: 1 << 20, maxConcurrentStreams: 16, keepaliveIntervalMs: 100 })
+    const transport = new TRANSPORT_CLASSES[name]({ maxReceiveBytes: 1 << 20, maxConcurrentStreams: 16, keepaliveIntervalMs: 100 })
     const listener = createNetServer((socket) => transport.injectConnection(socket))
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
     closers.push(() => new Promise((resolve) => listener.close(resolve)))

@@ -71,10 +71,10 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
     'stun-advertise': Flags.string({ summary: 'The HOST:PORT peers should use for --stun-listen, when it differs (NAT, wildcard listen address).', dependsOn: ['stun-listen'] }),
     'stun-rate': Flags.integer({ summary: 'STUN requests per second one source address may sustain; more are dropped.', default: 20, min: 1 }),
     transport: Flags.string({
-      summary: 'The gRPC server underneath: h2 (our own on node:http2, the relay hot path) or grpc-js (the reference).',
-      description: 'Both serve the same service to every gRPC client; BENCHMARKS.md "Transport" has the figures that made h2 the default.',
-      options: ['h2', 'grpc-js'],
-      default: 'h2',
+      summary: 'The gRPC server underneath: js (our own, HTTP/2 included), h2 (our gRPC layer on node:http2) or grpc-js (the reference).',
+      description: 'All serve the same service to every gRPC client; BENCHMARKS.md "Transport" has the figures that made js the default.',
+      options: ['js', 'h2', 'grpc-js'],
+      default: 'js',
     }),
     cluster: Flags.string({
       summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub).',

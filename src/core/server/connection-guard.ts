@@ -5,8 +5,26 @@
 // out). Then it is handed to grpc-js through its connection injector. A connection is named "ip:port",
 // which is also what grpc-js's call.getPeer() answers, so per-call limits and this guard agree on names.
 import { createServer, type Server as NetServer, type Socket } from 'node:net'
-import { constants as http2Constants, type ServerHttp2Session } from 'node:http2'
+import { constants as http2Constants } from 'node:http2'
 import type { EventEmitter } from 'node:events'
+
+/**
+ * What the guard needs of an HTTP/2 session: node:http2's ServerHttp2Session and our own connection
+ * (h2js/h2-connection.ts) are both one.
+ */
+export interface GuardedSession {
+  readonly socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined
+  readonly destroyed: boolean
+  readonly closed: boolean
+  /** Sends GOAWAY: no streams above `lastStreamId` (default: the last one seen). */
+  goaway(code?: number, lastStreamId?: number): void
+  /** No new streams; the connection ends once its streams ended. */
+  close(): void
+  destroy(): void
+  /** The client's first SETTINGS arrived: the handshake is complete. */
+  once(event: 'remoteSettings', listener: () => void): unknown
+  on(event: 'stream', listener: (stream: { once(event: 'close', listener: () => void): unknown }) => void): unknown
+}
 
 export interface ConnectionGuardSettings {
   maxConnections: number
@@ -38,7 +56,7 @@ interface Guarded {
   peer: string
   ip: string
   socket: Socket
-  session: ServerHttp2Session | undefined
+  session: GuardedSession | undefined
   openedAt: number
   /** Open HTTP/2 streams (calls). */
   streams: number
@@ -91,9 +109,9 @@ export class ConnectionGuard {
     })
   }
 
-  /** grpc-js's HTTP/2 server behind the injector: its sessions tell when a handshake completed and streams run. */
+  /** The transport's HTTP/2 server behind the injector: its sessions tell when a handshake completed and streams run. */
   watchSessions(http2Server: EventEmitter): void {
-    http2Server.on('session', (session: ServerHttp2Session) => this.#session(session))
+    http2Server.on('session', (session: GuardedSession) => this.#session(session))
   }
 
   /** Open connections (accepted and not yet closed). */
@@ -200,7 +218,7 @@ export class ConnectionGuard {
     })
   }
 
-  #session(session: ServerHttp2Session): void {
+  #session(session: GuardedSession): void {
     const connection = this.#connections.get(peerName(session.socket?.remoteAddress, session.socket?.remotePort))
     if (!connection || connection.session) return
     connection.session = session

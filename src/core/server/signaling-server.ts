@@ -2,7 +2,7 @@
 // nothing buffered for absent ones, nothing stored, nothing decrypted. It also serves the standard health
 // and reflection services so stock tools (grpc_health_probe, grpcurl) work against it.
 // This file is the service: every rule (limits, auth, counters, logs, topics, cluster, drain) lives here
-// once, for both transports (transport.ts): node:http2 (h2/, the default) and grpc-js.
+// once, for every transport (transport.ts): our own HTTP/2 (h2js/, the default), node:http2 (h2/) and grpc-js.
 import { status } from '@grpc/grpc-js'
 import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation } from 'grpc-health-check'
@@ -43,7 +43,7 @@ export interface SignalingServerOptions {
   listen: string
   tls?: { cert: Buffer; key: Buffer }
   limits?: Partial<ServerLimits>
-  /** `signal --transport`: our node:http2 gRPC server (`h2`, the default) or grpc-js's. */
+  /** `signal --transport`: our own HTTP/2 gRPC server (`js`, the default), the same on node:http2 (`h2`), or grpc-js's. */
   transport?: TransportName
   /** Reported by GetBuildInfo; defaults to package.json's version. */
   version?: string
@@ -135,7 +135,9 @@ export class SignalingServer {
     }
     const transport: ServerTransport = options.transport === 'grpc-js'
       ? new (await import('./grpc-js-transport.js')).GrpcJsTransport(transportOptions)
-      : new (await import('./h2/h2-transport.js')).H2Transport(transportOptions)
+      : options.transport === 'h2'
+        ? new (await import('./h2/h2-transport.js')).H2Transport(transportOptions)
+        : new (await import('./h2js/js-transport.js')).JsH2Transport(transportOptions)
     const auth = options.auth ? new SubscribeAuthenticator(options.auth) : undefined
     const log = options.log ?? silentLog
     const self = new SignalingServer(transport, limits, options.version ?? packageVersion(), auth, options.clock, log)
@@ -165,7 +167,7 @@ export class SignalingServer {
       if (err instanceof ClusterError) throw new SignalingServerError(err.message, err.kind)
       throw new SignalingServerError((err as Error).message)
     }
-    log.info({ event: 'listening', address: self.#address, tls: Boolean(options.tls), transport: options.transport ?? 'h2', ...(self.#stun ? { stun: self.#stun.address } : {}), auth: Boolean(auth) }, 'signaling server listening')
+    log.info({ event: 'listening', address: self.#address, tls: Boolean(options.tls), transport: options.transport ?? 'js', ...(self.#stun ? { stun: self.#stun.address } : {}), auth: Boolean(auth) }, 'signaling server listening')
     return self
   }
 

@@ -1,7 +1,7 @@
-// What a transport (the grpc-js server, or our own node:http2 one in h2/) and the signaling service say to
-// each other. The service (signaling-server.ts) holds every rule: limits, auth, counters, logs, topics,
+// What a transport (our own HTTP/2 server in h2js/, our gRPC layer on node:http2 in h2/, or grpc-js) and
+// the signaling service say to each other. The service (signaling-server.ts) holds every rule: limits, auth, counters, logs, topics,
 // cluster; a transport only moves bytes and statuses. Frames here are gRPC messages with their 5-byte
-// prefix, so the node:http2 transport forwards a publish's bytes to subscribers exactly as they came.
+// prefix, so the HTTP/2 transports forward a publish's bytes to subscribers exactly as they came.
 import type { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import type { Server, status } from '@grpc/grpc-js'
@@ -9,8 +9,8 @@ import type { BuildInfo } from '../../gen/common.js'
 import type { FrameSink } from './subscriber-queue.js'
 import type { SubscribeRequest } from './wire-service.js'
 
-export type TransportName = 'h2' | 'grpc-js'
-export const TRANSPORTS: readonly TransportName[] = ['h2', 'grpc-js']
+export type TransportName = 'h2' | 'js' | 'grpc-js'
+export const TRANSPORTS: readonly TransportName[] = ['js', 'h2', 'grpc-js']
 
 export interface CallStatus {
   code: status
@@ -42,7 +42,7 @@ export interface TransportOptions {
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS. */
   maxConcurrentStreams: number
   tls?: { cert: Buffer; key: Buffer }
-  /** Server keepalive: a PING to every connection this often (node:http2 transport; default 2 h, as grpc-js). */
+  /** Server keepalive: a PING to every connection this often (the HTTP/2 transports; default 2 h, as grpc-js). */
   keepaliveIntervalMs?: number
 }
 

@@ -1,9 +1,10 @@
 // Every method but the two hot ones (GetBuildInfo, grpc.health.v1 Check/Watch, reflection, RelayRegistry)
-// served on node:http2 through an adapter that gives their existing implementations grpc-js's call shape:
+// served on either HTTP/2 transport through an adapter that gives their existing implementations grpc-js's call shape:
 // `call.request`, `call.metadata`, `getPeer()`, `write()`/`end()`, 'data'/'end'/'cancelled' events and a
 // unary callback. These are rare calls; clarity wins over allocations here.
 import { EventEmitter } from 'node:events'
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { IncomingHttpHeaders } from 'node:http2'
+import type { GrpcStream } from './grpc-stream.js'
 import { Metadata, status, type MethodDefinition } from '@grpc/grpc-js'
 import { frameMessage, MessageDecoder } from './grpc-wire.js'
 import { answerUnary, endCall, startResponse } from './h2-stream-status.js'
@@ -40,7 +41,7 @@ class H2ServerCall extends EventEmitter {
   #ended = false
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
+    private readonly stream: GrpcStream,
     headers: IncomingHttpHeaders,
     private readonly method: GenericMethod,
     private readonly peer: string,
@@ -121,7 +122,7 @@ class H2ServerCall extends EventEmitter {
   }
 }
 
-export function runGenericCall(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, method: GenericMethod, options: GenericCallOptions): void {
+export function runGenericCall(stream: GrpcStream, headers: IncomingHttpHeaders, method: GenericMethod, options: GenericCallOptions): void {
   const { definition, implementation } = method
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs
   const call = new H2ServerCall(stream, headers, method, options.peer, deadline)
@@ -157,7 +158,7 @@ export function runGenericCall(stream: ServerHttp2Stream, headers: IncomingHttpH
 }
 
 /** Client- and bidi-streaming calls (reflection): messages as 'data' events, the client's half-close as 'end'. */
-function streamRequests(stream: ServerHttp2Stream, call: H2ServerCall, implementation: GenericImplementation, options: GenericCallOptions): void {
+function streamRequests(stream: GrpcStream, call: H2ServerCall, implementation: GenericImplementation, options: GenericCallOptions): void {
   const decoder = new MessageDecoder(options.maxBytes, options.encoding)
   if (options.timeoutMs !== undefined) {
     const timer = setTimeout(() => call.finish(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), options.timeoutMs)

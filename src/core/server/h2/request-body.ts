@@ -2,13 +2,14 @@
 // Publish, Subscribe, GetBuildInfo, health): the whole body collected (bounded), then handed on, or the
 // call ended at its grpc-timeout. Built for the relay's hot path: one small state object per call and
 // listeners shared by every stream (`this` is the stream), so a publish allocates no closures.
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { IncomingHttpHeaders } from 'node:http2'
+import type { GrpcStream } from './grpc-stream.js'
 import { status } from '@grpc/grpc-js'
 import { MESSAGE_HEADER_BYTES, unaryMessage } from './grpc-wire.js'
 import { endCall } from './h2-stream-status.js'
 
 /** Called with the request's one message (its frame, prefix included), once the client half-closed. */
-export type RequestHandler = (stream: ServerHttp2Stream, frame: Buffer, context: RequestContext) => void
+export type RequestHandler = (stream: GrpcStream, frame: Buffer, context: RequestContext) => void
 
 export interface RequestContext {
   /** The grpc-timeout as an absolute time (Date.now()), Infinity without one. */
@@ -37,14 +38,14 @@ class RequestState implements RequestContext {
   ) {}
 }
 
-type Reading = ServerHttp2Stream & { [STATE]: RequestState }
+type Reading = GrpcStream & { [STATE]: RequestState }
 
 /**
  * Reads the request of `stream` and calls `handler` with its message; malformed framing, a message over
  * `maxBytes` and the deadline end the call here with grpc-js's statuses. `timeoutMs`: from grpc-timeout.
  */
 export function readRequest(
-  stream: ServerHttp2Stream,
+  stream: GrpcStream,
   handler: RequestHandler,
   maxBytes: number,
   encoding: string | undefined,
