@@ -45,6 +45,8 @@ const ROWS = [
   'transport-cpu-grpc-js',
   'transport-idle-peer',
   'transport-idle-peer-h2',
+  // A side row, only where the machine sets NODE_EXTRA_CA_CERTS (bench/cli-session.js).
+  ...(process.env.NODE_EXTRA_CA_CERTS ? ['cli-session-no-extra-ca'] : []),
 ]
 
 test('node bench/run.js --quick produces every figure as a finite positive number', async () => {
