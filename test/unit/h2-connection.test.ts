@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import type { IncomingHttpHeaders } from 'node:http2'
 import { describe, expect, it } from 'vitest'
 import { CONNECTION_PREFACE, ErrorCode, Flag, frameWith, FrameType, Setting, settingsFrame, windowUpdateFrame } from '../../src/core/server/h2js/frame.js'
-import { H2Connection, type ConnectionSettings } from '../../src/core/server/h2js/h2-connection.js'
+import { H2Connection, STREAM_RESET_BURST, type ConnectionSettings } from '../../src/core/server/h2js/h2-connection.js'
 import type { H2Stream } from '../../src/core/server/h2js/h2-stream.js'
 import { encodeHeaders } from '../../src/core/server/h2js/hpack-encoder.js'
 import { HpackDecoder } from '../../src/core/server/h2js/hpack-decoder.js'
@@ -315,5 +315,26 @@ describe('HTTP/2 connection errors end with GOAWAY and their code', () => {
     await new Promise<void>((resolve) => entry.stream.once('close', resolve))
     send(headersFrame(3, REQUEST, Flag.END_HEADERS | Flag.END_STREAM))
     expect(goawayCode(frames())).toBeUndefined()
+  })
+})
+
+describe('HTTP/2 connection against rapid reset (CVE-2023-44487)', () => {
+  it('ends a connection that keeps opening and cancelling streams with ENHANCE_YOUR_CALM, and lets one that cancels now and then go on', () => {
+    const cancel = (id: number) => frameWith(FrameType.RST_STREAM, 0, id, Buffer.from([0, 0, 0, ErrorCode.CANCEL]))
+    const openAndCancel = (from: number, count: number) =>
+      Buffer.concat(Array.from({ length: count }, (_, i) => Buffer.concat([headersFrame(from + 2 * i, REQUEST), cancel(from + 2 * i)])))
+    const calm = rig()
+    calm.send(Buffer.concat([clientPreface(), openAndCancel(1, 50)]))
+    expect(goawayCode(calm.frames())).toBeUndefined()
+    expect(calm.ended).toBe(false)
+    calm.connection.destroy()
+
+    const attack = rig()
+    attack.send(Buffer.concat([clientPreface(), openAndCancel(1, STREAM_RESET_BURST + 10)]))
+    expect(goawayCode(attack.frames())).toBe(ErrorCode.ENHANCE_YOUR_CALM)
+    expect(attack.ended).toBe(true)
+    // It stopped at the burst (plus what the bucket refilled meanwhile), not after all the client sent.
+    expect(attack.streams.length).toBeLessThan(STREAM_RESET_BURST + 10)
+    attack.connection.destroy()
   })
 })

@@ -30,6 +30,7 @@ import type { GuardedSession } from '../connection-guard.js'
 import { ConnectionError, FrameReader, unpad, type FrameHandler } from './frame-reader.js'
 import { CompressionError, HpackDecoder } from './hpack-decoder.js'
 import { H2Stream, type StreamOwner } from './h2-stream.js'
+import { TokenBucket } from '../token-bucket.js'
 
 export interface ConnectionSettings {
   maxConcurrentStreams: number
@@ -54,6 +55,15 @@ const READ_PAUSE_BYTES = 256 * 1024
 const FAIL_LINGER_MS = 1000
 /** A header block (HEADERS + CONTINUATION) larger than this ends the connection before it is decoded. */
 const HEADER_BLOCK_LIMIT_FACTOR = 2
+/**
+ * Streams a client may cancel (RST_STREAM on an open stream) or have refused, at once and then per second:
+ * beyond that the connection ends with ENHANCE_YOUR_CALM. Opening and cancelling streams in a loop ("rapid
+ * reset", CVE-2023-44487) makes a server start and tear down calls without bound while no limit on open
+ * streams is ever reached; nghttp2 (and so node:http2) holds such a bucket too. A client that is not
+ * attacking cancels a call now and then (a deadline, a peer that restarts).
+ */
+export const STREAM_RESET_BURST = 1000
+export const STREAM_RESETS_PER_SECOND = 100
 const PING_PAYLOAD = Buffer.from('cunicuts')
 const EMPTY = Buffer.alloc(0)
 
@@ -82,6 +92,8 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
   #receiveWindow: number
   #unacknowledged = 0
   #blocked: Set<H2Stream> | undefined
+  /** Made at the first cancelled or refused stream: an idle peer never pays for it. */
+  #resets: TokenBucket | undefined
   #pingTimer: NodeJS.Timeout | undefined
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk)
   readonly #onFrame: FrameHandler = (type, flags, streamId, payload) => {
@@ -311,7 +323,10 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
     if (streamId <= this.#lastStreamId) return // a stream that already ended: nothing to open
     this.#lastStreamId = streamId
     if (this.#goawayLastStreamId !== undefined && streamId > this.#goawayLastStreamId) return
-    if (this.#streams.size >= this.settings.maxConcurrentStreams) return this.#resetStream(streamId, ErrorCode.REFUSED_STREAM)
+    if (this.#streams.size >= this.settings.maxConcurrentStreams) {
+      this.#countReset()
+      return this.#resetStream(streamId, ErrorCode.REFUSED_STREAM)
+    }
     if (decoded.listSize > this.settings.maxHeaderListSize) return this.#resetStream(streamId, ErrorCode.ENHANCE_YOUR_CALM)
     if (decoded.malformed) return this.#resetStream(streamId, ErrorCode.PROTOCOL_ERROR)
     const stream = new H2Stream(streamId, this, this.#peerInitialWindow, this.settings.initialWindowSize)
@@ -325,7 +340,16 @@ export class H2Connection extends EventEmitter implements StreamOwner, GuardedSe
     if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0')
     if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM not 4 bytes')
     if (streamId > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`)
-    this.#streams.get(streamId)?.reset(payload.readUInt32BE(0))
+    const stream = this.#streams.get(streamId)
+    if (!stream) return
+    this.#countReset()
+    stream.reset(payload.readUInt32BE(0))
+  }
+
+  /** One more stream the client cancelled or we refused; too many too fast ends the connection. */
+  #countReset(): void {
+    this.#resets ??= new TokenBucket(STREAM_RESETS_PER_SECOND, STREAM_RESET_BURST)
+    if (!this.#resets.tryTake()) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams cancelled or refused (rapid reset)')
   }
 
   #settingsFrame(flags: number, streamId: number, payload: Buffer): void {
