@@ -1,9 +1,10 @@
-// The server's own TCP listener in front of grpc-js (which hides its sockets): every accepted socket is
-// counted against --max-connections and --max-connections-per-ip (over either: closed at once), must finish
-// the HTTP/2 handshake (client preface + SETTINGS) within --handshake-timeout, and is closed with GOAWAY
-// after --idle-timeout without any open stream (a Subscribe is an open stream, so subscribers never idle
-// out). Then it is handed to grpc-js through its connection injector. A connection is named "ip:port",
-// which is also what grpc-js's call.getPeer() answers, so per-call limits and this guard agree on names.
+// The server's own TCP listener in front of the transport (our HTTP/2 server, node:http2's, or grpc-js,
+// which hides its sockets): every accepted socket is counted against --max-connections and
+// --max-connections-per-ip (over either: closed at once), must finish the HTTP/2 handshake (client preface +
+// SETTINGS) within --handshake-timeout, and is closed with GOAWAY after --idle-timeout without any open
+// stream (a Subscribe is an open stream, so subscribers never idle out). Then it is handed to the transport
+// (transport.injectConnection; grpc-js's connection injector for that one). A connection is named "ip:port",
+// which is also the peer name every transport gives its calls, so per-call limits and this guard agree.
 import { createServer, type Server as NetServer, type Socket } from 'node:net'
 import { constants as http2Constants } from 'node:http2'
 import type { EventEmitter } from 'node:events'
