@@ -27,7 +27,7 @@ const CPU_RATIO_TARGET = 1.15
  * create`; resolves once every node reports cluster_state:ok. The nodes are tracked children (lib.js),
  * killed by PID by the caller (stopProcess) or by the run's cleanup.
  */
-async function startRedisCluster(masters) {
+export async function startRedisCluster(masters) {
   const cli = findExecutable('redis-cli')
   if (!cli) throw new Error('redis-cli not found: the cluster row needs the Debian package redis-server')
   const dir = mkdtempSync(join(tmpdir(), 'cunicu-bench-redis-cluster-'))

@@ -1,6 +1,6 @@
 // The Redis Cluster hash slot of a key (CRC16/XMODEM mod 16384, with {hash tag} support), as the Redis
-// Cluster specification defines it. redis-sharded.ts needs it after a failover (which channels moved to
-// another master); node-redis has it only in a transitive dependency we do not import.
+// Cluster specification defines it. redis-sharded.ts routes each SPUBLISH/SSUBSCRIBE to the slot's master
+// with it, and after a failover tells which channels moved to another master.
 export const SLOTS = 16384
 
 const TABLE = (() => {
