@@ -4,7 +4,8 @@
 // redis-sharded.ts after a slot discovery).
 //
 // The hot operations avoid node-redis's per-command objects and promises (BENCHMARKS.md finding 8a):
-// publishes are encoded by the caller into the connection's RespWriter, sent once per tick, and their
+// publishes are encoded by the caller into the connection's RespWriter, sent in one write per tick (at most
+// one per millisecond while busy, see MIN_FLUSH_INTERVAL_MS), and their
 // integer replies are only counted (the pending ones as runs of numbers in the reply queue); a subscriber
 // connection hands each Pub/Sub message to `message` as offsets into the received bytes.
 import { connect as connectTcp, type Socket } from 'node:net'
@@ -49,6 +50,13 @@ interface Waiter {
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000
 const KEEPALIVE_MS = 5000
+/**
+ * Publish batches: a receiving instance wakes up once per batch Redis forwards, so a few more envelopes per
+ * batch save more CPU than the wait costs (BENCHMARKS.md finding 8a: ~1.3–1.6 × a plain relay's CPU per
+ * envelope with a write per tick at ~10,000 envelopes/s, ~0.9–1.3 × with this). Adds at most this much
+ * latency between instances, and only while the connection is busy.
+ */
+const MIN_FLUSH_INTERVAL_MS = 1
 const CONFIRMATIONS = new Set(['subscribe', 'unsubscribe', 'ssubscribe', 'sunsubscribe', 'psubscribe', 'punsubscribe'])
 /** Queue entries consumed before the array is compacted. */
 const COMPACT_AT = 1024
@@ -62,7 +70,9 @@ export class RespConnection {
   #queue: (Waiter | number)[] = []
   #head = 0
   #pendingPublishes = 0
-  #flushScheduled = false
+  #flushTimer: NodeJS.Timeout | undefined
+  #flushImmediate: NodeJS.Immediate | undefined
+  #lastFlushAt = -Infinity
   #open = false
   #ended = false
 
@@ -150,9 +160,12 @@ export class RespConnection {
     const last = this.#queue.length - 1
     if (last >= this.#head && typeof this.#queue[last] === 'number') (this.#queue[last] as number)++
     else this.#queue.push(1)
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      setImmediate(this.#scheduledFlush)
+    if (this.#flushTimer === undefined && this.#flushImmediate === undefined) {
+      // At most one write per MIN_FLUSH_INTERVAL_MS: an idle connection writes at the end of this tick, a busy
+      // one gathers the publishes of the rest of that millisecond into its next write.
+      const wait = this.#lastFlushAt + MIN_FLUSH_INTERVAL_MS - performance.now()
+      if (wait <= 0) this.#flushImmediate = setImmediate(this.#scheduledFlush)
+      else this.#flushTimer = setTimeout(this.#scheduledFlush, wait)
     }
   }
 
@@ -163,7 +176,9 @@ export class RespConnection {
   }
 
   readonly #scheduledFlush = (): void => {
-    this.#flushScheduled = false
+    this.#flushTimer = undefined
+    this.#flushImmediate = undefined
+    this.#lastFlushAt = performance.now()
     this.#flush()
   }
 
@@ -232,6 +247,8 @@ export class RespConnection {
   #end(reason: string): boolean {
     if (this.#ended) return false
     this.#ended = true
+    clearTimeout(this.#flushTimer)
+    clearImmediate(this.#flushImmediate)
     const queue = this.#queue.slice(this.#head)
     const lost = this.#pendingPublishes
     this.#queue = []
