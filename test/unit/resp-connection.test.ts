@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { commandPrefix, encodePublish } from '../../src/core/server/cluster/channel.js'
 import { RespParser, type RespValue } from '../../src/core/server/cluster/resp.js'
+import { PublishBatches } from '../../src/core/server/cluster/publish-batches.js'
 import { RespConnection, type RespConnectionEvents } from '../../src/core/server/cluster/resp-connection.js'
 
 interface Scripted {
@@ -180,5 +181,43 @@ describe('RespConnection', () => {
       ['unsubscribed', 'sunsubscribe', 'ch'],
     ])
     connection.close()
+  })
+})
+
+describe('PublishBatches', () => {
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+  it('idle: flushes at the end of the tick, every connection of the batch together', async () => {
+    const batches = new PublishBatches()
+    const flushed: string[] = []
+    batches.add({ flush: () => flushed.push('a') })
+    batches.add({ flush: () => flushed.push('b') })
+    expect(flushed).toEqual([])
+    await tick()
+    expect(flushed).toEqual(['a', 'b'])
+    batches.close()
+  })
+
+  it('busy: the next batch leaves no sooner than 1 ms after the last one', async () => {
+    const batches = new PublishBatches()
+    const at: number[] = []
+    const connection = { flush: () => at.push(performance.now()) }
+    batches.add(connection)
+    await tick()
+    batches.add(connection)
+    while (at.length < 2) await new Promise((resolve) => setTimeout(resolve, 1))
+    // Held back, not sent in the next tick (which comes within microseconds on an idle loop).
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(0.9)
+    batches.close()
+  })
+
+  it('close() drops what was due and leaves no timer', async () => {
+    const batches = new PublishBatches()
+    let flushes = 0
+    batches.add({ flush: () => flushes++ })
+    batches.close()
+    batches.add({ flush: () => flushes++ })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(flushes).toBe(0)
   })
 })

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import { ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
+import { PublishBatches } from './publish-batches.js'
 import { RespConnection, type RespConnectionEvents, type RespEndpoint } from './resp-connection.js'
 
 const ORIGIN_BYTES = 8
@@ -50,6 +51,8 @@ export class RedisCluster implements Cluster {
   #retries = 0
   /** PUBLISH commands not yet answered by Redis. */
   readonly #inFlight = new InFlight()
+  /** When the publish connections write (shared, so that every shard's batch leaves at once). */
+  readonly #batches = new PublishBatches()
   readonly #counters = new LinkCounters()
   readonly #link: ClusterLink
   readonly #publisherEvents: RespConnectionEvents = {
@@ -128,6 +131,7 @@ export class RedisCluster implements Cluster {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#batches.close()
     clearTimeout(this.#retryTimer)
     this.#channels.clear()
     this.#pub?.close()
@@ -138,7 +142,7 @@ export class RedisCluster implements Cluster {
   /** Both connections, then every live channel subscribed on the new subscriber connection. */
   async #open(): Promise<void> {
     const opened = await Promise.allSettled([
-      RespConnection.open(this.#endpoint, this.#publisherEvents, { connectTimeoutMs: CONNECT_TIMEOUT_MS }),
+      RespConnection.open(this.#endpoint, this.#publisherEvents, { connectTimeoutMs: CONNECT_TIMEOUT_MS, batches: this.#batches }),
       RespConnection.open(this.#endpoint, this.#subscriberEvents, { subscriber: true, connectTimeoutMs: CONNECT_TIMEOUT_MS }),
     ])
     const [pub, sub] = opened.map((o) => (o.status === 'fulfilled' ? o.value : undefined))

@@ -20,6 +20,7 @@ import { channelSlot, ClusterLink, commandPrefix, encodePublish, InFlight, Joine
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
 import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
+import { PublishBatches } from './publish-batches.js'
 import { RespConnection, type RespConnectionEvents, type RespEndpoint } from './resp-connection.js'
 import { slotMapFrom, SLOTS } from './slot-map.js'
 import { SeenSequences } from './seen-sequences.js'
@@ -80,6 +81,8 @@ export class RedisShardedCluster implements Cluster {
   readonly #known = new Set<string>()
   readonly #seen = new SeenSequences()
   readonly #inFlight = new InFlight()
+  /** When the publish connections write (shared, so that every shard's batch leaves at once). */
+  readonly #batches = new PublishBatches()
   #closed = false
   #healTimer: NodeJS.Timeout | undefined
   #healing = false
@@ -178,6 +181,7 @@ export class RedisShardedCluster implements Cluster {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#batches.close()
     clearTimeout(this.#healTimer)
     this.#channels.clear()
     for (const master of this.#masters.values()) this.#disconnect(master)
@@ -366,7 +370,7 @@ export class RedisShardedCluster implements Cluster {
     const endpoint = this.#endpoint(master)
     const closed = (reason: string): void => this.#masterLost(master, reason)
     const attempt = Promise.allSettled([
-      RespConnection.open(endpoint, { ...this.#publisherEvents, closed }, { connectTimeoutMs: CONNECT_TIMEOUT_MS }),
+      RespConnection.open(endpoint, { ...this.#publisherEvents, closed }, { connectTimeoutMs: CONNECT_TIMEOUT_MS, batches: this.#batches }),
       RespConnection.open(
         endpoint,
         {

@@ -4,12 +4,13 @@
 // redis-sharded.ts after a slot discovery).
 //
 // The hot operations avoid node-redis's per-command objects and promises (BENCHMARKS.md finding 8a):
-// publishes are encoded by the caller into the connection's RespWriter, sent in one write per tick (at most
-// one per millisecond while busy, see MIN_FLUSH_INTERVAL_MS), and their
+// publishes are encoded by the caller into the connection's RespWriter, sent in one write per batch
+// (publish-batches.ts: per tick while idle, at most one a millisecond while busy), and their
 // integer replies are only counted (the pending ones as runs of numbers in the reply queue); a subscriber
 // connection hands each Pub/Sub message to `message` as offsets into the received bytes.
 import { connect as connectTcp, type Socket } from 'node:net'
 import { connect as connectTls } from 'node:tls'
+import { PublishBatches } from './publish-batches.js'
 import { RespError, RespParser, RespWriter, type RespValue } from './resp.js'
 
 export interface RespEndpoint {
@@ -35,6 +36,8 @@ export interface RespConnectionOptions {
   /** A subscriber connection: Pub/Sub messages go to `message`, subscribe confirmations answer their commands. */
   subscriber?: boolean
   connectTimeoutMs?: number
+  /** When publishes are written; shared by a transport's connections. Default: this connection's own. */
+  batches?: PublishBatches
 }
 
 /** A command waiting for its reply; the reply queue holds these and, for publishes, counts (see #queue). */
@@ -50,13 +53,6 @@ interface Waiter {
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000
 const KEEPALIVE_MS = 5000
-/**
- * Publish batches: a receiving instance wakes up once per batch Redis forwards, so a few more envelopes per
- * batch save more CPU than the wait costs (BENCHMARKS.md finding 8a: ~1.3–1.6 × a plain relay's CPU per
- * envelope with a write per tick at ~10,000 envelopes/s, ~0.9–1.3 × with this). Adds at most this much
- * latency between instances, and only while the connection is busy.
- */
-const MIN_FLUSH_INTERVAL_MS = 1
 const CONFIRMATIONS = new Set(['subscribe', 'unsubscribe', 'ssubscribe', 'sunsubscribe', 'psubscribe', 'punsubscribe'])
 /** Queue entries consumed before the array is compacted. */
 const COMPACT_AT = 1024
@@ -70,13 +66,17 @@ export class RespConnection {
   #queue: (Waiter | number)[] = []
   #head = 0
   #pendingPublishes = 0
-  #flushTimer: NodeJS.Timeout | undefined
-  #flushImmediate: NodeJS.Immediate | undefined
-  #lastFlushAt = -Infinity
+  readonly #batches: PublishBatches
+  /** The batches were made for this connection alone (not shared by a transport): closed with it. */
+  readonly #ownBatches: boolean
+  /** Handed to #batches already: flushed with its next batch. */
+  #flushDue = false
   #open = false
   #ended = false
 
-  private constructor(socket: Socket, events: RespConnectionEvents, subscriber: boolean) {
+  private constructor(socket: Socket, events: RespConnectionEvents, subscriber: boolean, batches: PublishBatches | undefined) {
+    this.#ownBatches = batches === undefined
+    this.#batches = batches ?? new PublishBatches()
     this.#socket = socket
     this.#events = events
     this.#parser = new RespParser(
@@ -105,7 +105,7 @@ export class RespConnection {
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     const { host, port } = endpoint
     const socket = endpoint.tls ? connectTls({ host, port, servername: isIp(host) ? undefined : host }) : connectTcp({ host, port })
-    const connection = new RespConnection(socket, events, options.subscriber ?? false)
+    const connection = new RespConnection(socket, events, options.subscriber ?? false, options.batches)
     const timer = setTimeout(() => connection.#fail(`no answer within ${timeoutMs} ms`), timeoutMs)
     try {
       await new Promise<void>((resolve, reject) => {
@@ -147,7 +147,7 @@ export class RespConnection {
     return new Promise<RespValue>((resolve, reject) => {
       this.#queue.push({ resolve, reject, confirmation })
       this.writer.command(args)
-      this.#flush()
+      this.flush()
     })
   }
 
@@ -160,12 +160,9 @@ export class RespConnection {
     const last = this.#queue.length - 1
     if (last >= this.#head && typeof this.#queue[last] === 'number') (this.#queue[last] as number)++
     else this.#queue.push(1)
-    if (this.#flushTimer === undefined && this.#flushImmediate === undefined) {
-      // At most one write per MIN_FLUSH_INTERVAL_MS: an idle connection writes at the end of this tick, a busy
-      // one gathers the publishes of the rest of that millisecond into its next write.
-      const wait = this.#lastFlushAt + MIN_FLUSH_INTERVAL_MS - performance.now()
-      if (wait <= 0) this.#flushImmediate = setImmediate(this.#scheduledFlush)
-      else this.#flushTimer = setTimeout(this.#scheduledFlush, wait)
+    if (!this.#flushDue) {
+      this.#flushDue = true
+      this.#batches.add(this)
     }
   }
 
@@ -175,14 +172,9 @@ export class RespConnection {
     this.#socket.destroy()
   }
 
-  readonly #scheduledFlush = (): void => {
-    this.#flushTimer = undefined
-    this.#flushImmediate = undefined
-    this.#lastFlushAt = performance.now()
-    this.#flush()
-  }
-
-  #flush(): void {
+  /** Writes what the writer holds (PublishBatches calls it). */
+  flush(): void {
+    this.#flushDue = false
     if (this.#ended || this.writer.length === 0) return
     this.#socket.write(this.writer.take())
   }
@@ -247,8 +239,7 @@ export class RespConnection {
   #end(reason: string): boolean {
     if (this.#ended) return false
     this.#ended = true
-    clearTimeout(this.#flushTimer)
-    clearImmediate(this.#flushImmediate)
+    if (this.#ownBatches) this.#batches.close()
     const queue = this.#queue.slice(this.#head)
     const lost = this.#pendingPublishes
     this.#queue = []
