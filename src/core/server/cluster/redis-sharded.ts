@@ -2,7 +2,7 @@
 // Cluster with sharded Pub/Sub (SSUBSCRIBE/SPUBLISH, Redis 7), so each envelope goes to the one shard that
 // owns its channel's slot instead of being broadcast to every node as classic Pub/Sub in a cluster would.
 // One channel per recipient key, as redis-cluster.ts. Over connections of our own (resp-connection.ts), two per
-// master (one publishes, one subscribes), found with CLUSTER SLOTS.
+// master (one publishes, one subscribes), found with CLUSTER SLOTS (cluster-masters.ts).
 //
 // Exactly once, as redis-cluster.ts: local subscribers are served directly; what goes through Redis carries
 // this instance's random id (skipped on the way back) and a sequence number, so that an envelope arriving
@@ -18,11 +18,10 @@
 import { randomBytes } from 'node:crypto'
 import { channelSlot, ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
-import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
+import { ClusterMasters, type MasterNode } from './cluster-masters.js'
+import { clusterTargetName, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
 import { PublishBatches } from './publish-batches.js'
-import { RespConnection, type RespConnectionEvents, type RespEndpoint } from './resp-connection.js'
-import { slotMapFrom, SLOTS } from './slot-map.js'
 import { SeenSequences } from './seen-sequences.js'
 
 const ORIGIN_BYTES = 8
@@ -32,22 +31,9 @@ const HEADER_BYTES = ORIGIN_BYTES + SEQUENCE_BYTES
 const HEAL_INTERVAL_MS = 250
 /** The first discovery after an outage began: a master restarted at once is often back by then. */
 const FIRST_HEAL_MS = 50
-const CONNECT_TIMEOUT_MS = 5000
-/** A discovery tries node after node: one that does not answer must not hold the others up long. */
-const DISCOVERY_CONNECT_TIMEOUT_MS = 2000
 /** The whole initial discovery and connection to every master. */
 const START_TIMEOUT_MS = 15_000
 const SPUBLISH = commandPrefix('SPUBLISH')
-
-/** A master of the current slot map and our two connections to it (undefined while down or connecting). */
-interface MasterNode {
-  readonly address: string
-  readonly host: string
-  readonly port: number
-  pub: RespConnection | undefined
-  sub: RespConnection | undefined
-  connecting: Promise<void> | undefined
-}
 
 interface Channel extends JoinedChannel {
   slot: number
@@ -59,7 +45,6 @@ interface Channel extends JoinedChannel {
 
 export class RedisShardedCluster implements Cluster {
   readonly #url: string
-  readonly #target: Extract<ClusterTarget, { kind: 'redis-cluster' }>
   readonly #options: ClusterOptions
   readonly #origin = randomBytes(ORIGIN_BYTES)
   #sequence = 0
@@ -74,11 +59,6 @@ export class RedisShardedCluster implements Cluster {
     // While a shard is down the subscriber goes live for this instance's own publishers at once.
     live: (channel) => channel.node !== undefined || !this.#link.up,
   })
-  /** Slot → its master, from the last CLUSTER SLOTS. */
-  #slots: (MasterNode | undefined)[] = new Array<MasterNode | undefined>(SLOTS)
-  readonly #masters = new Map<string, MasterNode>()
-  /** Every node address the cluster named (replicas too): where a discovery may start when the masters are gone. */
-  readonly #known = new Set<string>()
   readonly #seen = new SeenSequences()
   readonly #inFlight = new InFlight()
   /** When the publish connections write (shared, so that every shard's batch leaves at once). */
@@ -86,8 +66,6 @@ export class RedisShardedCluster implements Cluster {
   #closed = false
   #healTimer: NodeJS.Timeout | undefined
   #healing = false
-  /** Why the last discovery failed: "unreachable" alone would not say that a node is not in cluster mode. */
-  #lastError: string | undefined
   /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
   #movedSinceLost = 0
   readonly #counters = new LinkCounters()
@@ -98,22 +76,36 @@ export class RedisShardedCluster implements Cluster {
   /** The last origin seen and its id as a string (SeenSequences' key): one string per origin, not per message. */
   #lastOrigin = Buffer.alloc(ORIGIN_BYTES)
   #lastOriginKey: string | undefined
-  readonly #publisherEvents: RespConnectionEvents = {
-    published: (ok, failed, reason) => {
-      this.#inFlight.settle(ok + failed)
-      if (failed === 0) return
-      this.#counters.publishFailed += failed
-      // Refused (MOVED, ASK, CLUSTERDOWN): the slot map is out of date. A lost connection tells `closed` itself.
-      if (reason !== undefined && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /.test(reason)) this.#nodeFailed(`a publish failed: ${reason}`)
-    },
-  }
+  readonly #masters: ClusterMasters
 
   private constructor(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions) {
     this.#url = clusterTargetName(target)
-    this.#target = target
     this.#options = options
     this.#link = new ClusterLink(this.#url, this.#counters, options.onEvent)
-    for (const node of target.nodes) this.#known.add(formatNode(node))
+    this.#masters = new ClusterMasters(target, this.#batches, {
+      publisher: {
+        published: (ok, failed, reason) => {
+          this.#inFlight.settle(ok + failed)
+          if (failed === 0) return
+          this.#counters.publishFailed += failed
+          // Refused (MOVED, ASK, CLUSTERDOWN): the slot map is out of date. A lost connection tells `lost` itself.
+          if (reason !== undefined && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /.test(reason)) this.#nodeFailed(`a publish failed: ${reason}`)
+        },
+      },
+      message: (buffer, cs, ce, ps, pe) => this.#onMessage(buffer, cs, ce, ps, pe),
+      lost: (master, reason) => {
+        this.#forget(master)
+        this.#nodeFailed(`${master.address}: ${reason}`)
+      },
+      dropped: (master) => this.#forget(master),
+      unsubscribed: (master, name) => {
+        // Redis ended the subscription itself: the slot moved (or the node stopped being its master).
+        const channel = this.#channels.get(name)
+        if (channel?.node !== master) return
+        channel.node = undefined
+        this.#nodeFailed(`${master.address} dropped ${name}`)
+      },
+    })
   }
 
   static async connect(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions): Promise<RedisShardedCluster> {
@@ -122,15 +114,15 @@ export class RedisShardedCluster implements Cluster {
     try {
       await Promise.race([
         (async () => {
-          await cluster.#discover()
-          await cluster.#connectMasters()
+          await cluster.#masters.discover()
+          await cluster.#masters.connectAll()
         })(),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS))),
       ])
-      if (!cluster.#allMastersReady()) throw new Error('not every master answered')
+      if (!cluster.#masters.allReady()) throw new Error('not every master answered')
     } catch (err) {
       await cluster.close()
-      const reason = [...new Set([(err as Error).message || String(err), cluster.#lastError].filter(Boolean))].join(': ')
+      const reason = [...new Set([(err as Error).message || String(err), cluster.#masters.lastError].filter(Boolean))].join(': ')
       throw new ClusterError(`cluster ${cluster.#url} unreachable: ${reason}`, 'unreachable')
     } finally {
       clearTimeout(timer)
@@ -150,7 +142,7 @@ export class RedisShardedCluster implements Cluster {
   publish(recipient: Uint8Array, envelope: Buffer): void {
     if (this.#closed) return
     this.#counters.published++
-    const pub = this.#slots[channelSlot(recipient)]?.pub
+    const pub = this.#masters.masterOf(channelSlot(recipient))?.pub
     if (!pub?.ready) {
       this.#counters.publishFailed++
       this.#nodeFailed('a publish found its shard down')
@@ -184,13 +176,12 @@ export class RedisShardedCluster implements Cluster {
     this.#batches.close()
     clearTimeout(this.#healTimer)
     this.#channels.clear()
-    for (const master of this.#masters.values()) this.#disconnect(master)
-    this.#masters.clear()
+    this.#masters.close()
     this.#link.closed()
   }
 
   #subscribe(channel: Channel): void {
-    const master = this.#slots[channel.slot]
+    const master = this.#masters.masterOf(channel.slot)
     const sub = master?.sub
     if (!master || !sub?.ready) {
       // The shard is down: the healing discovery subscribes it once the slot has a live master.
@@ -257,19 +248,9 @@ export class RedisShardedCluster implements Cluster {
     this.#scheduleHeal()
   }
 
-  /** A master's connection failed: both go, and the channels subscribed there with them. */
-  #masterLost(master: MasterNode, reason: string): void {
-    if (this.#closed) return
-    this.#disconnect(master)
+  /** The subscriptions on `master` are gone with its connections. */
+  #forget(master: MasterNode): void {
     for (const channel of this.#channels.values()) if (channel.node === master) channel.node = undefined
-    this.#nodeFailed(`${master.address}: ${reason}`)
-  }
-
-  #disconnect(master: MasterNode): void {
-    master.pub?.close()
-    master.sub?.close()
-    master.pub = undefined
-    master.sub = undefined
   }
 
   #scheduleHeal(delayMs = HEAL_INTERVAL_MS): void {
@@ -282,13 +263,13 @@ export class RedisShardedCluster implements Cluster {
     this.#healTimer = undefined
     this.#healing = true
     try {
-      await this.#discover()
+      await this.#masters.discover()
       this.#rediscoveries++
       if (this.#closed) return
-      await this.#connectMasters()
+      await this.#masters.connectAll()
       if (this.#closed) return
       for (const channel of this.#channels.values()) {
-        const master = this.#slots[channel.slot]
+        const master = this.#masters.masterOf(channel.slot)
         if (channel.pending || !master?.sub?.ready || channel.node === master) continue
         // Its slot moved away from a node that still answers: stop the copy arriving from there.
         if (channel.node?.sub?.ready) channel.node.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
@@ -302,124 +283,8 @@ export class RedisShardedCluster implements Cluster {
       this.#healing = false
     }
     if (this.#closed) return
-    const healthy = this.#allMastersReady() && [...this.#channels.values()].every((c) => c.node !== undefined && c.node === this.#slots[c.slot])
+    const healthy = this.#masters.allReady() && [...this.#channels.values()].every((c) => c.node !== undefined && c.node === this.#masters.masterOf(c.slot))
     if (!healthy) return this.#scheduleHeal()
     this.#link.recovered({ resubscribed: this.#movedSinceLost })
   }
-
-  /** CLUSTER SLOTS from the first node that answers (a live master first, then every node ever named). */
-  async #discover(): Promise<void> {
-    const live = [...this.#masters.values()].filter((m) => m.pub?.ready)
-    const others = [...this.#known].filter((address) => !live.some((m) => m.address === address))
-    for (const master of live) {
-      try {
-        return this.#adopt(await master.pub!.command(['CLUSTER', 'SLOTS']), master.host)
-      } catch (err) {
-        this.#lastError = (err as Error).message
-      }
-    }
-    for (const address of others) {
-      if (this.#closed) return
-      const node = parseAddress(address)
-      let connection: RespConnection | undefined
-      try {
-        connection = await RespConnection.open(this.#endpoint(node), {}, { connectTimeoutMs: DISCOVERY_CONNECT_TIMEOUT_MS })
-        return this.#adopt(await connection.command(['CLUSTER', 'SLOTS']), node.host)
-      } catch (err) {
-        this.#lastError = (err as Error).message || String(err)
-      } finally {
-        connection?.close()
-      }
-    }
-    throw new Error(this.#lastError ?? 'no node answered')
-  }
-
-  /** Takes a CLUSTER SLOTS reply as the slot map: new masters are added, nodes no longer masters dropped. */
-  #adopt(reply: unknown, askedHost: string): void {
-    const map = slotMapFrom(reply, askedHost)
-    if (map.ranges.length === 0) throw new Error('the cluster serves no slots')
-    for (const address of map.nodes) this.#known.add(address)
-    const slots = new Array<MasterNode | undefined>(SLOTS)
-    const masters = new Map<string, MasterNode>()
-    for (const range of map.ranges) {
-      const address = formatNode(range.master)
-      let master = masters.get(address) ?? this.#masters.get(address)
-      if (!master) master = { address, host: range.master.host, port: range.master.port, pub: undefined, sub: undefined, connecting: undefined }
-      masters.set(address, master)
-      for (let slot = range.from; slot <= range.to; slot++) slots[slot] = master
-    }
-    for (const [address, old] of this.#masters) {
-      if (masters.has(address)) continue
-      this.#disconnect(old)
-      for (const channel of this.#channels.values()) if (channel.node === old) channel.node = undefined
-    }
-    this.#masters.clear()
-    for (const [address, master] of masters) this.#masters.set(address, master)
-    this.#slots = slots
-  }
-
-  /** Opens both connections of every master that has none; resolves when every attempt settled. */
-  async #connectMasters(): Promise<void> {
-    await Promise.allSettled([...this.#masters.values()].map((master) => this.#connectMaster(master)))
-  }
-
-  #connectMaster(master: MasterNode): Promise<void> {
-    if (master.pub?.ready && master.sub?.ready) return Promise.resolve()
-    if (master.connecting) return master.connecting
-    this.#disconnect(master)
-    const endpoint = this.#endpoint(master)
-    const closed = (reason: string): void => this.#masterLost(master, reason)
-    const attempt = Promise.allSettled([
-      RespConnection.open(endpoint, { ...this.#publisherEvents, closed }, { connectTimeoutMs: CONNECT_TIMEOUT_MS, batches: this.#batches }),
-      RespConnection.open(
-        endpoint,
-        {
-          closed,
-          message: (buffer, cs, ce, ps, pe) => this.#onMessage(buffer, cs, ce, ps, pe),
-          unsubscribed: (_kind, name) => {
-            // Redis ended the subscription itself: the slot moved (or the node stopped being its master).
-            const channel = this.#channels.get(name)
-            if (channel?.node !== master) return
-            channel.node = undefined
-            this.#nodeFailed(`${master.address} dropped ${name}`)
-          },
-        },
-        { subscriber: true, connectTimeoutMs: CONNECT_TIMEOUT_MS },
-      ),
-    ]).then((opened) => {
-      master.connecting = undefined
-      const [pub, sub] = opened.map((o) => (o.status === 'fulfilled' ? o.value : undefined))
-      const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected')
-      if (failed || this.#closed || this.#masters.get(master.address) !== master || !pub!.ready || !sub!.ready) {
-        pub?.close()
-        sub?.close()
-        if (failed) this.#lastError = `${master.address}: ${(failed.reason as Error).message}`
-        return
-      }
-      master.pub = pub
-      master.sub = sub
-    })
-    master.connecting = attempt
-    return attempt
-  }
-
-  #endpoint(node: ClusterNode): RespEndpoint {
-    const t = this.#target
-    return {
-      host: node.host,
-      port: node.port,
-      tls: t.tls,
-      ...(t.username !== undefined ? { username: t.username } : {}),
-      ...(t.password !== undefined ? { password: t.password } : {}),
-    }
-  }
-
-  #allMastersReady(): boolean {
-    return this.#masters.size > 0 && [...this.#masters.values()].every((m) => m.pub?.ready && m.sub?.ready)
-  }
-}
-
-function parseAddress(address: string): ClusterNode {
-  const colon = address.lastIndexOf(':')
-  return { host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(colon + 1)) }
 }
