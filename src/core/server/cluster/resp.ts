@@ -383,10 +383,3 @@ export function base64Into(source: Uint8Array, target: Uint8Array, at: number): 
 export function base64Length(bytes: number): number {
   return 4 * Math.ceil(bytes / 3)
 }
-
-/** Decimal digits of a non-negative integer. */
-export function decimalLength(value: number): number {
-  let digits = 1
-  for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++
-  return digits
-}
