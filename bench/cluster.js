@@ -27,7 +27,7 @@ const CPU_RATIO_TARGET = 1.15
  * create`; resolves once every node reports cluster_state:ok. The nodes are tracked children (lib.js),
  * killed by PID by the caller (stopProcess) or by the run's cleanup.
  */
-async function startRedisCluster(masters) {
+export async function startRedisCluster(masters) {
   const cli = findExecutable('redis-cli')
   if (!cli) throw new Error('redis-cli not found: the cluster row needs the Debian package redis-server')
   const dir = mkdtempSync(join(tmpdir(), 'cunicu-bench-redis-cluster-'))
@@ -85,8 +85,9 @@ export async function cluster({ cfg, row, log, notes, relayThroughput }) {
     const shardWatch = Object.fromEntries(redisCluster.nodes.map((n, i) => [`redis${i}`, n.pid]))
     const cases = {
       plain: () => relayThroughput('signal', plain.address, [plain.pid]),
-      redis: () => relayThroughput('signal', first.address, [first.pid, second.pid], { subAddress: second.address, watch: { redis0: redis.pid } }),
-      sharded: () => relayThroughput('signal', shardedFirst.address, [shardedFirst.pid, shardedSecond.pid], { subAddress: shardedSecond.address, watch: shardWatch }),
+      // `receiver`: the subscribers' instance alone, to split the summed figure (publishing vs receiving side).
+      redis: () => relayThroughput('signal', first.address, [first.pid, second.pid], { subAddress: second.address, watch: { redis0: redis.pid, receiver: second.pid } }),
+      sharded: () => relayThroughput('signal', shardedFirst.address, [shardedFirst.pid, shardedSecond.pid], { subAddress: shardedSecond.address, watch: { ...shardWatch, receiver: shardedSecond.pid } }),
       one: () => relayThroughput('signal', one.address, [one.pid], { watch: { redis0: redis.pid } }),
     }
     const order = Object.keys(cases)
@@ -132,8 +133,8 @@ export async function cluster({ cfg, row, log, notes, relayThroughput }) {
       })
     }
     const cpuNote =
-      `cluster: signal CPU per envelope: plain ${s.plain.signalCpuUsPerEnvelope} µs; redis:// 2 instances ${s.redis.signalCpuUsPerEnvelope} µs + ${s.redis.redisCpuUsPerEnvelope} µs redis-server; ` +
-      `redis-cluster:// 2 instances ${s.sharded.signalCpuUsPerEnvelope} µs + ${s.sharded.redisCpuUsPerEnvelope} µs over 3 redis-servers; ` +
+      `cluster: signal CPU per envelope: plain ${s.plain.signalCpuUsPerEnvelope} µs; redis:// 2 instances ${s.redis.signalCpuUsPerEnvelope} µs (receiving instance ${s.redis.receiverCpuUsPerEnvelope}) + ${s.redis.redisCpuUsPerEnvelope} µs redis-server; ` +
+      `redis-cluster:// 2 instances ${s.sharded.signalCpuUsPerEnvelope} µs (receiving instance ${s.sharded.receiverCpuUsPerEnvelope}) + ${s.sharded.redisCpuUsPerEnvelope} µs over 3 redis-servers; ` +
       `1 --cluster redis:// instance with all clients ${s.one.signalCpuUsPerEnvelope} µs`
     notes.push(cpuNote)
     log(`    ${cpuNote}`)
@@ -150,7 +151,8 @@ function summarize(list) {
   /** CPU per delivered envelope, µs (relayThroughput gives cores busy and envelopes/s). */
   const cpuUs = (f) => round((total(f) / total((x) => x.perSecond)) * 1e6, 1)
   const redisCores = (x) => Object.entries(x.watchCpu).reduce((a, [name, cores]) => (name.startsWith('redis') ? a + cores : a), 0)
-  const withRedis = Object.keys(list[0].watchCpu).length > 0
+  const withRedis = Object.keys(list[0].watchCpu).some((name) => name.startsWith('redis'))
+  const withReceiver = 'receiver' in list[0].watchCpu
   return {
     perSecond: mean((x) => x.perSecond),
     published: total((x) => x.published),
@@ -162,6 +164,7 @@ function summarize(list) {
     signalCpuCores: round(mean((x) => x.serverCpu), 2),
     signalCpuUsPerEnvelope: cpuUs((x) => x.serverCpu),
     ...(withRedis ? { redisCpuCores: round(mean(redisCores), 2), redisCpuUsPerEnvelope: cpuUs(redisCores) } : {}),
+    ...(withReceiver ? { receiverCpuUsPerEnvelope: cpuUs((x) => x.watchCpu.receiver) } : {}),
     perRound: list.map((x) => round(x.perSecond, 0)),
   }
 }

@@ -42,7 +42,6 @@ const result = await build({
     '@grpc/proto-loader',
     // Server-only packages (demo's embedded server, never a peer): loaded from node_modules when a server
     // starts. pino's transports run in worker threads that load their files by path.
-    'redis',
     'prom-client',
     'pino',
     'pino-pretty',

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrivateKey } from '../src/core/keys.js'
 import { channelName } from '../src/core/server/cluster/channel.js'
 import { parseClusterUrl } from '../src/core/server/cluster/cluster-url.js'
+import { openCluster } from '../src/core/server/cluster/open-cluster.js'
 import { SignalingServer } from '../src/core/server/signaling-server.js'
 import { Message } from '../src/gen/signaling/signaling.js'
 import { PEERS, runScenario } from './helpers/acceptance.js'
@@ -148,6 +149,25 @@ describe('signal --cluster (Redis Pub/Sub)', () => {
     await handler.wait(3)
     expect(handler.ports).toEqual([1, 2, 3])
   }, 60_000)
+
+  it('publishes Redis never answered count as failed when the connection drops, and flush() then resolves', async () => {
+    const cluster = await openCluster(parseClusterUrl(redis.url), { deliver: () => {} })
+    try {
+      // Redis holds every reply: the publishes are written, none is answered.
+      await redis.command('CLIENT', 'PAUSE', '5000', 'ALL')
+      for (let i = 0; i < 5; i++) cluster.publish(new Uint8Array(32).fill(i), Buffer.from(`envelope ${i}`))
+      let flushed = false
+      const flush = cluster.flush().then(() => (flushed = true))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(flushed).toBe(false)
+      await redis.kill()
+      await flush
+      expect(cluster.stats()).toMatchObject({ published: 5, publishFailed: 5, connected: false })
+    } finally {
+      await cluster.close()
+      await redis.start()
+    }
+  })
 
   it('refuses to start when Redis is unreachable, with the URL in the message', async () => {
     const port = await unusedPort()

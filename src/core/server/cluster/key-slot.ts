@@ -1,7 +1,7 @@
 // The Redis Cluster hash slot of a key (CRC16/XMODEM mod 16384, with {hash tag} support), as the Redis
-// Cluster specification defines it. redis-sharded.ts needs it after a failover (which channels moved to
-// another master); node-redis has it only in a transitive dependency we do not import.
-const SLOTS = 16384
+// Cluster specification defines it. redis-sharded.ts routes each SPUBLISH/SSUBSCRIBE to the slot's master
+// with it, and after a failover tells which channels moved to another master.
+export const SLOTS = 16384
 
 const TABLE = (() => {
   const table = new Uint16Array(256)
@@ -27,8 +27,15 @@ export function keySlot(key: string): number {
   // eslint-disable-next-line no-control-regex
   const ascii = /^[\x00-\x7f]*$/.test(key)
   const bytes = ascii ? undefined : Buffer.from(key)
-  const byteAt: ByteAt = bytes ? (i) => bytes[i]! : (i) => key.charCodeAt(i)
-  const length = bytes ? bytes.length : key.length
+  return bytes ? keySlotOfBytes(bytes) : slotOf((i) => key.charCodeAt(i), key.length)
+}
+
+/** The slot of a key given as bytes `key[0, length)` (the publish path encodes channel names without a string). */
+export function keySlotOfBytes(key: Uint8Array, length = key.length): number {
+  return slotOf((i) => key[i]!, length)
+}
+
+function slotOf(byteAt: ByteAt, length: number): number {
   // A non-empty {tag} hashes alone, so related keys can share a slot.
   let open = -1
   for (let i = 0; i < length; i++) {

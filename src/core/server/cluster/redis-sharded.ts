@@ -1,26 +1,27 @@
 // signal --cluster redis-cluster://HOST:PORT[,HOST:PORT…]: instances share one key space through a Redis
 // Cluster with sharded Pub/Sub (SSUBSCRIBE/SPUBLISH, Redis 7), so each envelope goes to the one shard that
 // owns its channel's slot instead of being broadcast to every node as classic Pub/Sub in a cluster would.
-// The official `redis` client's cluster support (createCluster), loaded only here. One channel per
-// recipient key, as redis-cluster.ts.
+// One channel per recipient key, as redis-cluster.ts. Over connections of our own (resp-connection.ts), two per
+// master (one publishes, one subscribes), found with CLUSTER SLOTS (cluster-masters.ts).
 //
 // Exactly once, as redis-cluster.ts: local subscribers are served directly; what goes through Redis carries
 // this instance's random id (skipped on the way back) and a sequence number, so that an envelope arriving
 // twice (subscribed on an old and a new node of a shard for a moment during a failover) is delivered once.
 //
-// The failover trap: node-redis 5.12.1 keeps a shard's sharded subscriptions on one connection to that
-// shard's master. When the master dies and a replica takes over, the client never moves them: the next slot
-// discovery simply destroys the dead node's connection with its listeners, and nothing triggers a discovery
-// unless a command gets MOVED. So on any node error this transport re-discovers the slots itself (every
-// HEAL_INTERVAL_MS until every master answers), and subscribes again each channel whose slot's master is not
-// the node it was subscribed on: ClusterEvent 'lost' → 'recovered' {resubscribed}, stats.rediscoveries,
-// stats.resubscribed.
+// Failover: a node whose connection fails (or that answers MOVED/ASK, or drops a channel with an unasked
+// SUNSUBSCRIBE) makes this transport fetch the slot map again (every HEAL_INTERVAL_MS until every master
+// answers and every channel is subscribed on its slot's master), connect to new masters, drop connections
+// to nodes that are no masters any more, and subscribe each channel again whose subscription died or whose
+// slot's master changed: ClusterEvent 'lost' → 'recovered' {resubscribed}, stats.rediscoveries,
+// stats.resubscribed (channels that moved to another master). A publish for a shard that is down fails at
+// once (counted in publishFailed, never replayed late).
 import { randomBytes } from 'node:crypto'
-import { createCluster } from 'redis'
-import { channelName, ClusterLink, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
+import { channelSlot, ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
-import { clusterTargetName, formatNode, type ClusterNode, type ClusterTarget } from './cluster-url.js'
+import { ClusterMasters, type MasterNode } from './cluster-masters.js'
+import { clusterTargetName, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
+import { PublishBatches } from './publish-batches.js'
 import { SeenSequences } from './seen-sequences.js'
 
 const ORIGIN_BYTES = 8
@@ -28,60 +29,43 @@ const SEQUENCE_BYTES = 4
 const HEADER_BYTES = ORIGIN_BYTES + SEQUENCE_BYTES
 /** Between slot discoveries while a node is down: about the time a replica needs to be promoted. */
 const HEAL_INTERVAL_MS = 250
-/** Node reconnect back-off cap: short, a lost shard splits the cluster for its keys until it is back. */
-const RETRY_MAX_MS = 1000
-const CONNECT_TIMEOUT_MS = 5000
+/** The first discovery after an outage began: a master restarted at once is often back by then. */
+const FIRST_HEAL_MS = 50
 /** The whole initial discovery and connection to every master. */
 const START_TIMEOUT_MS = 15_000
-
-type RedisClusterClient = ReturnType<typeof createCluster>
-
-/** The parts of node-redis's slot map used here (documented as `cluster.slots` / `.masters`). */
-interface SlotNode {
-  address: string
-  host: string
-  port: number
-  client?: { isReady: boolean }
-  pubSub?: { client: { isReady: boolean } }
-}
-interface SlotMap {
-  slots: ({ master: SlotNode } | undefined)[]
-  masters: SlotNode[]
-}
+const SPUBLISH = commandPrefix('SPUBLISH')
 
 interface Channel extends JoinedChannel {
   slot: number
-  listener: (message: Buffer) => void
-  /** The master the SSUBSCRIBE was confirmed on; undefined until then or after it failed. */
-  node: SlotNode | undefined
+  /** The master the SSUBSCRIBE was confirmed on, while that subscription lives. */
+  node: MasterNode | undefined
+  /** The address it was last subscribed on: a subscription elsewhere afterwards counts as resubscribed. */
+  lastAddress: string | undefined
 }
 
 export class RedisShardedCluster implements Cluster {
   readonly #url: string
   readonly #options: ClusterOptions
-  readonly #client: RedisClusterClient
   readonly #origin = randomBytes(ORIGIN_BYTES)
   #sequence = 0
   readonly #channels = new JoinedChannels<Channel>({
-    create: (name, key) => {
-      const channel: Channel = { name, slot: keySlot(name), refs: 0, node: undefined, pending: undefined, listener: (message) => this.#onMessage(channel, key, message) }
-      return channel
-    },
+    create: (name, key) => ({ name, key, slot: keySlot(name), refs: 0, node: undefined, lastAddress: undefined, pending: undefined }),
     subscribe: (channel) => this.#subscribe(channel),
-    // If the node is down the listener dies with its connection; #onMessage ignores it meanwhile.
+    // If the node is down the subscription died with its connection.
     unsubscribe: (channel) => {
-      if (!this.#closed) this.#client.sUnsubscribe(channel.name, channel.listener, true).catch(() => {})
+      if (channel.node?.sub?.ready) channel.node.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+      channel.node = undefined
     },
     // While a shard is down the subscriber goes live for this instance's own publishers at once.
     live: (channel) => channel.node !== undefined || !this.#link.up,
   })
   readonly #seen = new SeenSequences()
   readonly #inFlight = new InFlight()
+  /** When the publish connections write (shared, so that every shard's batch leaves at once). */
+  readonly #batches = new PublishBatches()
   #closed = false
   #healTimer: NodeJS.Timeout | undefined
   #healing = false
-  /** Why the last discovery failed: "unreachable" alone would not say that a node is not in cluster mode. */
-  #lastError: string | undefined
   /** Channels subscribed again since the last 'lost': reported with 'recovered'. */
   #movedSinceLost = 0
   readonly #counters = new LinkCounters()
@@ -89,52 +73,56 @@ export class RedisShardedCluster implements Cluster {
   #rediscoveries = 0
   #resubscribed = 0
   #duplicates = 0
+  /** The last origin seen and its id as a string (SeenSequences' key): one string per origin, not per message. */
+  #lastOrigin = Buffer.alloc(ORIGIN_BYTES)
+  #lastOriginKey: string | undefined
+  readonly #masters: ClusterMasters
 
   private constructor(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions) {
     this.#url = clusterTargetName(target)
     this.#options = options
     this.#link = new ClusterLink(this.#url, this.#counters, options.onEvent)
-    const node = ({ host, port }: ClusterNode) => ({ socket: { host, port } })
-    this.#client = createCluster({
-      rootNodes: target.nodes.map(node),
-      defaults: {
-        ...(target.username !== undefined ? { username: target.username } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
-        // A publish to a shard that is down fails at once (counted, not replayed late); a subscribe to it
-        // fails too and is retried by the healing discovery.
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: CONNECT_TIMEOUT_MS,
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RETRY_MAX_MS),
-          ...(target.tls ? { tls: true as const } : {}),
+    this.#masters = new ClusterMasters(target, this.#batches, {
+      publisher: {
+        published: (ok, failed, reason) => {
+          this.#inFlight.settle(ok + failed)
+          if (failed === 0) return
+          this.#counters.publishFailed += failed
+          // Refused (MOVED, ASK, CLUSTERDOWN): the slot map is out of date. A lost connection tells `lost` itself.
+          if (reason !== undefined && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /.test(reason)) this.#nodeFailed(`a publish failed: ${reason}`)
         },
       },
+      message: (buffer, cs, ce, ps, pe) => this.#onMessage(buffer, cs, ce, ps, pe),
+      lost: (master, reason) => {
+        this.#forget(master)
+        this.#nodeFailed(`${master.address}: ${reason}`)
+      },
+      dropped: (master) => this.#forget(master),
+      unsubscribed: (master, name) => {
+        // Redis ended the subscription itself: the slot moved (or the node stopped being its master).
+        const channel = this.#channels.get(name)
+        if (channel?.node !== master) return
+        channel.node = undefined
+        this.#nodeFailed(`${master.address} dropped ${name}`)
+      },
     })
-    // Discovery failures come as 'error', a node's as 'node-error': both mean "look at the topology again".
-    this.#client.on('error', (err: Error) => {
-      this.#lastError = err.message || String(err)
-      this.#nodeFailed(this.#lastError)
-    })
-    this.#client.on('node-error', (err: Error, node: ClusterNode) => this.#nodeFailed(`${formatNode(node)}: ${err.message || String(err)}`))
-    // A slot moved and node-redis could not move a channel's listener with it (its own event name, sic).
-    this.#client.on('sharded-shannel-moved-error', () => this.#nodeFailed('a sharded channel could not follow its slot'))
   }
 
   static async connect(target: Extract<ClusterTarget, { kind: 'redis-cluster' }>, options: ClusterOptions): Promise<RedisShardedCluster> {
     const cluster = new RedisShardedCluster(target, options)
-    if (typeof rediscoverOf(cluster.#client) !== 'function') {
-      throw new ClusterError('the installed redis client has no slot rediscovery (node-redis 5.12.x expected)', 'invalid')
-    }
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
-        cluster.#client.connect(),
+        (async () => {
+          await cluster.#masters.discover()
+          await cluster.#masters.connectAll()
+        })(),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS))),
       ])
-      if (!cluster.#allMastersReady()) throw new Error('not every master answered')
+      if (!cluster.#masters.allReady()) throw new Error('not every master answered')
     } catch (err) {
       await cluster.close()
-      const reason = [(err as Error).message || String(err), cluster.#lastError].filter(Boolean).join(': ')
+      const reason = [...new Set([(err as Error).message || String(err), cluster.#masters.lastError].filter(Boolean))].join(': ')
       throw new ClusterError(`cluster ${cluster.#url} unreachable: ${reason}`, 'unreachable')
     } finally {
       clearTimeout(timer)
@@ -154,15 +142,16 @@ export class RedisShardedCluster implements Cluster {
   publish(recipient: Uint8Array, envelope: Buffer): void {
     if (this.#closed) return
     this.#counters.published++
-    const message = Buffer.allocUnsafe(HEADER_BYTES + envelope.length)
-    this.#origin.copy(message, 0)
-    message.writeUInt32BE(this.#sequence, ORIGIN_BYTES)
-    this.#sequence = (this.#sequence + 1) >>> 0
-    envelope.copy(message, HEADER_BYTES)
-    this.#inFlight.track(this.#client.sPublish(channelName(recipient), message), () => {
+    const pub = this.#masters.masterOf(channelSlot(recipient))?.pub
+    if (!pub?.ready) {
       this.#counters.publishFailed++
-      this.#nodeFailed('a publish failed')
-    })
+      this.#nodeFailed('a publish found its shard down')
+      return
+    }
+    this.#inFlight.begin()
+    encodePublish(pub.writer, SPUBLISH, recipient, this.#origin, this.#sequence, envelope)
+    this.#sequence = (this.#sequence + 1) >>> 0
+    pub.sentPublish()
   }
 
   flush(): Promise<void> {
@@ -184,43 +173,68 @@ export class RedisShardedCluster implements Cluster {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#batches.close()
     clearTimeout(this.#healTimer)
     this.#channels.clear()
-    try {
-      this.#client.destroy()
-    } catch {
-      // never connected, or already closed
-    }
+    this.#masters.close()
     this.#link.closed()
   }
 
   #subscribe(channel: Channel): void {
-    const attempt: Promise<void> = this.#client.sSubscribe(channel.name, channel.listener, true).then(
+    const master = this.#masters.masterOf(channel.slot)
+    const sub = master?.sub
+    if (!master || !sub?.ready) {
+      // The shard is down: the healing discovery subscribes it once the slot has a live master.
+      channel.pending = undefined
+      this.#nodeFailed(`no live master for ${channel.name}`)
+      return
+    }
+    const attempt: Promise<void> = sub.command(['SSUBSCRIBE', channel.name]).then(
       () => {
         if (channel.pending === attempt) channel.pending = undefined
-        // The node it went to: the slot's master now (the client routes by the same map).
-        channel.node = this.#slotMap().slots[channel.slot]?.master
+        // Left meanwhile: the subscription it made is not wanted (leave() could not name its node yet).
+        if (this.#channels.get(channel.name) !== channel) {
+          if (sub.ready) sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+          return
+        }
+        // The connection is gone already: nothing lives there.
+        if (master.sub !== sub || !sub.ready) return
+        channel.node = master
+        if (channel.lastAddress !== undefined && channel.lastAddress !== master.address) {
+          this.#resubscribed++
+          this.#movedSinceLost++
+        }
+        channel.lastAddress = master.address
       },
-      () => {
-        // The shard is down: the healing discovery subscribes it again once the slot has a live master.
+      (err: Error) => {
         if (channel.pending === attempt) channel.pending = undefined
-        channel.node = undefined
-        this.#nodeFailed(`subscribing ${channel.name} failed`)
+        this.#nodeFailed(`subscribing ${channel.name} failed: ${err.message}`)
       },
     )
     channel.pending = attempt
   }
 
-  #onMessage(channel: Channel, key: Uint8Array, message: Buffer): void {
-    // A listener left behind on a connection that came back after leave(): not ours any more.
-    if (this.#closed || message.length <= HEADER_BYTES || this.#channels.get(channel.name) !== channel) return
-    if (this.#origin.compare(message, 0, ORIGIN_BYTES) === 0) return
-    if (this.#seen.isDuplicate(message.toString('latin1', 0, ORIGIN_BYTES), message.readUInt32BE(ORIGIN_BYTES))) {
+  #onMessage(buffer: Buffer, channelStart: number, channelEnd: number, payloadStart: number, payloadEnd: number): void {
+    if (this.#closed || payloadEnd - payloadStart <= HEADER_BYTES) return
+    if (this.#origin.compare(buffer, payloadStart, payloadStart + ORIGIN_BYTES) === 0) return
+    // A subscription left behind on a connection after leave(): not ours any more.
+    const channel = this.#channels.find(buffer, channelStart, channelEnd)
+    if (!channel) return
+    if (this.#seen.isDuplicate(this.#originKey(buffer, payloadStart), buffer.readUInt32BE(payloadStart + ORIGIN_BYTES))) {
       this.#duplicates++
       return
     }
     this.#counters.received++
-    this.#options.deliver(key, Buffer.from(message.subarray(HEADER_BYTES)))
+    // A view of the received bytes: deliver copies what it keeps (the gRPC frame).
+    this.#options.deliver(channel.key, buffer.subarray(payloadStart + HEADER_BYTES, payloadEnd))
+  }
+
+  #originKey(buffer: Buffer, at: number): string {
+    if (this.#lastOriginKey === undefined || this.#lastOrigin.compare(buffer, at, at + ORIGIN_BYTES) !== 0) {
+      buffer.copy(this.#lastOrigin, 0, at, at + ORIGIN_BYTES)
+      this.#lastOriginKey = this.#lastOrigin.toString('latin1')
+    }
+    return this.#lastOriginKey
   }
 
   /** A node failed (or something routed to one did): report the outage once, and heal soon. */
@@ -229,32 +243,36 @@ export class RedisShardedCluster implements Cluster {
     if (this.#link.up) {
       this.#movedSinceLost = 0
       this.#link.lost(reason)
+      return this.#scheduleHeal(FIRST_HEAL_MS)
     }
     this.#scheduleHeal()
   }
 
-  #scheduleHeal(): void {
-    if (this.#closed || this.#healTimer || this.#healing) return
-    this.#healTimer = setTimeout(() => void this.#heal(), HEAL_INTERVAL_MS)
+  /** The subscriptions on `master` are gone with its connections. */
+  #forget(master: MasterNode): void {
+    for (const channel of this.#channels.values()) if (channel.node === master) channel.node = undefined
   }
 
-  /** Fetches the slot map again and subscribes every channel whose slot now has another (or no confirmed) master. */
+  #scheduleHeal(delayMs = HEAL_INTERVAL_MS): void {
+    if (this.#closed || this.#healTimer || this.#healing) return
+    this.#healTimer = setTimeout(() => void this.#heal(), delayMs)
+  }
+
+  /** Fetches the slot map again, connects its masters and subscribes every channel not live on its slot's master. */
   async #heal(): Promise<void> {
     this.#healTimer = undefined
     this.#healing = true
     try {
-      await this.#rediscover()
+      await this.#masters.discover()
       this.#rediscoveries++
       if (this.#closed) return
-      const map = this.#slotMap()
+      await this.#masters.connectAll()
+      if (this.#closed) return
       for (const channel of this.#channels.values()) {
-        if (channel.pending) continue
-        const master = map.slots[channel.slot]?.master
-        if (!master || channel.node === master) continue
-        if (channel.node) {
-          this.#resubscribed++
-          this.#movedSinceLost++
-        }
+        const master = this.#masters.masterOf(channel.slot)
+        if (channel.pending || !master?.sub?.ready || channel.node === master) continue
+        // Its slot moved away from a node that still answers: stop the copy arriving from there.
+        if (channel.node?.sub?.ready) channel.node.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
         channel.node = undefined
         this.#subscribe(channel)
       }
@@ -265,34 +283,8 @@ export class RedisShardedCluster implements Cluster {
       this.#healing = false
     }
     if (this.#closed) return
-    const healthy = this.#allMastersReady() && [...this.#channels.values()].every((c) => c.node !== undefined)
+    const healthy = this.#masters.allReady() && [...this.#channels.values()].every((c) => c.node !== undefined && c.node === this.#masters.masterOf(c.slot))
     if (!healthy) return this.#scheduleHeal()
     this.#link.recovered({ resubscribed: this.#movedSinceLost })
   }
-
-  #rediscover(): Promise<void> {
-    // Start with a master that answers, so a dead seed node does not slow the discovery down.
-    const live = this.#slotMap().masters.find((m) => m.client?.isReady)
-    const start = live ? { options: { socket: { host: live.host, port: live.port } } } : { options: undefined }
-    return rediscoverOf(this.#client)!(start)
-  }
-
-  #allMastersReady(): boolean {
-    const masters = this.#slotMap().masters
-    return masters.length > 0 && masters.every((m) => m.client?.isReady && (!m.pubSub || m.pubSub.client.isReady))
-  }
-
-  #slotMap(): SlotMap {
-    return this.#client as unknown as SlotMap
-  }
-}
-
-/**
- * node-redis 5.12.1 re-discovers the slots (RedisClusterSlots.rediscover, which tries the given node and then
- * every root node) only from inside: after MOVED/ASK. Reached here through the client's slot holder; checked
- * at connect, so a client upgrade that renames it fails loudly instead of silently losing failovers.
- */
-function rediscoverOf(client: RedisClusterClient): ((start: { options: unknown }) => Promise<void>) | undefined {
-  const slots = (client as unknown as { _slots?: { rediscover?: (start: { options: unknown }) => Promise<void> } })._slots
-  return typeof slots?.rediscover === 'function' ? slots.rediscover.bind(slots) : undefined
 }
