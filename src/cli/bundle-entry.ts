@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Config, flush, handle, type Command, type Interfaces } from '@oclif/core'
 import { deferMulticastDns } from './defer-multicast-dns.js'
+import { withPlainIdOrder } from './plain-id-order.js'
 
 type CommandModule = Promise<{ default: Command.Class }>
 
@@ -55,7 +56,7 @@ export async function runBundled(id: string, argv: string[], root: string): Prom
     // asynchronous file reads on the way to the first envelope. It holds our oclif config, so oclif's own
     // reading would add nothing to it (read-pjson.js).
     const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Interfaces.PJSON
-    const loadingConfig = Config.load({ root, pjson })
+    const loadingConfig = withPlainIdOrder(() => Config.load({ root, pjson }))
     deferMulticastDns() // as BaseCommand does, but before the early modules load werift-ice
     const evaluated = evaluateBetweenReads([command.load, ...(command.early ?? [])])
     const [config] = await Promise.all([loadingConfig, evaluated])
