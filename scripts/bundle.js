@@ -4,7 +4,7 @@
 import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -12,6 +12,15 @@ const { BUNDLE_IMPORT } = await import(pathToFileURL(join(root, 'dist', 'cli', '
 const outdir = join(root, 'dist', 'bundle')
 const bundleFile = join(outdir, 'cli.cjs')
 rmSync(outdir, { recursive: true, force: true })
+
+/** grpc-js's `net` is dist/cli/grpc-net.js (an isIPv6 that skips Node's regular expression for IPv4, see there). */
+const GRPC_JS_DIR = `${sep}node_modules${sep}@grpc${sep}grpc-js${sep}`
+const grpcNet = {
+  name: 'grpc-net',
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?net$/ }, (args) => (args.importer.includes(GRPC_JS_DIR) ? { path: join(root, 'dist', 'cli', 'grpc-net.js') } : undefined))
+  },
+}
 
 /** One CommonJS file for Node 20 (both outputs: the bundle and its loader). */
 const CJS_FOR_NODE = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning' }
@@ -21,6 +30,7 @@ const result = await build({
   entryPoints: [join(root, 'dist', 'cli', 'bundle-entry.js')],
   outfile: bundleFile,
   metafile: true,
+  plugins: [grpcNet],
   // Less text to read and scan on every start (2.3 → 1.5 MB; READABLE=1 node scripts/bundle.js keeps it readable,
   // e.g. to read a CPU profile). Identifiers are not minified, so stack traces
   // still name functions; `keepNames` (~4 ms per start) is not needed for that, and no code here reads a
