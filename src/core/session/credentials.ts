@@ -1,5 +1,6 @@
 // ICE credentials as cunīcu makes them (WIRE.md §7): 16-letter ufrag, 32-letter pwd, fresh for every agent.
-import { randomBytes } from '@noble/ciphers/utils.js'
+// node:crypto's CSPRNG: noble's randomBytes goes through WebCrypto, whose first use loads its modules (~0.7 ms of a start).
+import { randomBytes } from 'node:crypto'
 
 export const UFRAG_LENGTH = 16
 export const PWD_LENGTH = 32
