@@ -12,12 +12,14 @@
 //   hold     `streams` idle subscribe streams spread over `channels` connections (bare node:http2), for the memory rows.
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:http2'
-import { Client, credentials } from '@grpc/grpc-js'
+import { Client, credentials, status } from '@grpc/grpc-js'
 import { Envelope, SubscribeParams } from '../dist/gen/signaling/signaling.js'
 import { sealMessage } from '../dist/core/envelope.js'
 import { PrivateKey } from '../dist/core/keys.js'
 import { messageOfSize } from './payload.js'
 import { nextMessage, onShutdown, send, serveTask, sleep } from './child.js'
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name]))
 
 const PATHS = {
   signal: { publish: '/cunicu.signaling.Signaling/Publish', subscribe: '/cunicu.signaling.Signaling/Subscribe' },
@@ -80,6 +82,8 @@ async function relay(task) {
   let delivered = 0
   let published = 0
   let failed = 0
+  /** Failed calls by gRPC status name (a figure counts only with its failures beside it). */
+  const failures = {}
   if (target === 'signal') {
     const subs = keys.map(() => newClient(subAddress))
     await subscribeAll(subAddress, paths, keys.map((k) => k.publicKey.bytes), (i) => subs[i], () => {
@@ -95,6 +99,8 @@ async function relay(task) {
     pubs[i].makeUnaryRequest(paths.publish, identity, identity, envelopes[i], (err) => {
       if (err) {
         failed++
+        const name = STATUS_NAMES[err.code] ?? String(err.code)
+        failures[name] = (failures[name] ?? 0) + 1
         if (failed > 100) running = false
       } else if (counting) {
         published++
@@ -111,7 +117,7 @@ async function relay(task) {
   counting = false
   const elapsedMs = performance.now() - t0
   running = false
-  send({ type: 'result', delivered, published, failed, elapsedMs, envelopeBytes: envelopes[0].length })
+  send({ type: 'result', delivered, published, failed, failures, elapsedMs, envelopeBytes: envelopes[0].length })
 }
 
 /**
