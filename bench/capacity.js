@@ -188,7 +188,7 @@ const lines = [
     `starts ${fmt(assume.sessionsPerHour)} sessions an hour, publishing ${fmt(assume.envelopesPerSession)} envelopes for each (credentials, candidates), ` +
     (assume.keepaliveSeconds > 0 ? `sends one keepalive envelope every ${fmt(assume.keepaliveSeconds)} s, ` : 'sends no keepalive envelopes, ') +
     `and reconnects (new connection + Subscribe) ${fmt(assume.reconnectsPerHour)} time(s) an hour. gRPC keepalive PINGs (every 300 s in \`backends/grpc.ts\`) are answered ` +
-    'inside nghttp2 and are in the idle-subscription CPU. So one peer publishes ' +
+    'by the server\'s HTTP/2 layer and are in the idle-subscription CPU. So one peer publishes ' +
     `${fmt(envelopesPerPeerSecond, 3)} envelopes/s and costs the server ${fmt(cpuPerPeer(v('envelopeUs')), 3)} µs of CPU per second on average. ` +
     `We plan for ${fmt(assume.utilisation * 100)} % of each core.`,
   '',
