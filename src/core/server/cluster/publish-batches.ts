@@ -28,7 +28,7 @@ export class PublishBatches {
     if (this.#timer !== undefined || this.#immediate !== undefined) return
     const wait = this.#lastFlushAt + MIN_FLUSH_INTERVAL_MS - performance.now()
     if (wait <= 0) this.#immediate = setImmediate(this.#run)
-    else this.#timer = setTimeout(this.#run, wait)
+    else this.#timer = setTimeout(this.#runWhenDue, wait)
   }
 
   /** Idempotent; no timer remains (what was due is not sent: its connections are closing too). */
@@ -37,6 +37,16 @@ export class PublishBatches {
     clearTimeout(this.#timer)
     clearImmediate(this.#immediate)
     this.#due = []
+  }
+
+  /**
+   * A timer may fire before its delay has passed on performance.now()'s clock (libuv measures it from the
+   * event loop's cached time, which can lag): then it waits for the rest.
+   */
+  readonly #runWhenDue = (): void => {
+    const wait = this.#lastFlushAt + MIN_FLUSH_INTERVAL_MS - performance.now()
+    if (wait > 0) this.#timer = setTimeout(this.#runWhenDue, wait)
+    else this.#run()
   }
 
   readonly #run = (): void => {
