@@ -12,7 +12,7 @@ import { errorMessage } from '../error-message.js'
 import { iceRole, type IceRole, type PrivateKey, type PublicKey } from '../keys.js'
 import { messageKind } from '../message-kind.js'
 import { defaultSharedKeyCache } from '../shared-key-cache.js'
-import { Backoff, type BackoffOptions } from './backoff.js'
+import { Backoff, type BackoffOptions } from '../backoff.js'
 import { candidateInfoFromProto, candidateInfoToProto, formatCandidate } from './candidate-mapping.js'
 import { CredentialRequests } from './credential-requests.js'
 import { generateCredentials, sameCredentials, shortUfrag, type IceCredentials } from './credentials.js'
@@ -270,22 +270,22 @@ export class Session {
   // ---- the ICE agent ----------------------------------------------------------------------------
 
   #startAgent(attempt: IceAttempt): void {
-    if (!this.#iceServers.settled) {
-      // The STUN/TURN servers are still being asked for (SessionOptions.iceServers as a promise).
-      void this.#iceServers.ready.then(() => {
-        if (!this.#closed && attempt === this.#attempt && !attempt.done) this.#startAgent(attempt)
-      })
-      return
-    }
-    attempt.start(this.#attemptSettings(), this.#recent.current())
+    this.#withAttemptSettings(attempt, (settings) => attempt.start(settings, this.#recent.current()))
   }
 
-  /** While we wait for the peer's credentials, the agent gathers (IceAttempt.prepare), once the servers are known. */
+  /** While we wait for the peer's credentials, the agent gathers (IceAttempt.prepare). */
   #prepareAgent(attempt: IceAttempt): void {
+    this.#withAttemptSettings(attempt, (settings) => attempt.prepare(settings))
+  }
+
+  /**
+   * Hands `attempt` its settings once the STUN/TURN servers are known (SessionOptions.iceServers may still be
+   * a promise being asked for), if it is still the session's live attempt by then.
+   */
+  #withAttemptSettings(attempt: IceAttempt, use: (settings: AttemptSettings) => void): void {
     const current = () => !this.#closed && attempt === this.#attempt && !attempt.done
-    if (!current()) return
-    if (this.#iceServers.settled) return attempt.prepare(this.#attemptSettings())
-    void this.#iceServers.ready.then(() => current() && attempt.prepare(this.#attemptSettings()))
+    if (this.#iceServers.settled) return void (current() && use(this.#attemptSettings()))
+    void this.#iceServers.ready.then(() => current() && use(this.#attemptSettings()))
   }
 
   #attemptSettings(): AttemptSettings {
