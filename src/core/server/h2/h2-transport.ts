@@ -13,6 +13,7 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2'
+import { waitFor } from '../deadline-wait.js'
 import type { ServerTransport, TransportOptions } from '../transport.js'
 import { RoutingTransport } from './grpc-router.js'
 import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from './http2-settings.js'
@@ -65,8 +66,7 @@ export class H2Transport extends RoutingTransport implements ServerTransport {
         session.destroy()
       }
     }
-    const left = (): boolean => [...this.#sessions].some((s) => !s.destroyed)
-    while (left() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    await waitFor(() => [...this.#sessions].every((s) => s.destroyed), deadline)
     this.forceShutdown()
   }
 

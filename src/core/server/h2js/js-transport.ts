@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import { peerName } from '../connection-guard.js'
+import { waitFor } from '../deadline-wait.js'
 import type { ServerTransport, TransportOptions } from '../transport.js'
 import { RoutingTransport } from '../h2/grpc-router.js'
 import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, sessionSettings } from '../h2/http2-settings.js'
@@ -46,7 +47,7 @@ export class JsH2Transport extends RoutingTransport implements ServerTransport {
   async shutdown(deadline: number): Promise<void> {
     clearInterval(this.#keepalive)
     for (const connection of this.#connections) connection.goaway(ErrorCode.NO_ERROR)
-    while (this.#connections.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    await waitFor(() => this.#connections.size === 0, deadline)
     this.forceShutdown()
   }
 
