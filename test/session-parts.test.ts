@@ -11,7 +11,7 @@ import {
 import { Message } from '../src/gen/signaling/signaling.js'
 import { PrivateKey } from '../src/core/keys.js'
 import { boxSharedKey } from '../src/core/shared-key-cache.js'
-import { Backoff, backoffBounds, CUNICU_BACKOFF } from '../src/core/session/backoff.js'
+import { Backoff, backoffBounds, CUNICU_BACKOFF } from '../src/core/backoff.js'
 import {
   CandidateMappingError,
   candidateInfoFromProto,

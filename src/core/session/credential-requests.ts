@@ -1,7 +1,7 @@
 // Asking the peer for its ICE credentials (WIRE.md §7, need_creds): send ours at once, then again after each
 // back-off delay until the peer's arrive. Signaling is fire-and-forget, so a peer that was not subscribed
 // yet, or a message lost while the backend reconnected, is covered by the next request.
-import { Backoff, type BackoffOptions } from './backoff.js'
+import { Backoff, type BackoffOptions } from '../backoff.js'
 
 export class CredentialRequests {
   readonly #backoff: Backoff

@@ -3,7 +3,7 @@
 // again (GetRelays) before the earliest expiry, and on failure retries with back-off, so every later TURN
 // allocation (an ICE restart, a replaced allocation) is made with credentials that still work.
 import { errorMessage } from '../error-message.js'
-import { Backoff } from './backoff.js'
+import { Backoff } from '../backoff.js'
 import type { ResolvedIceServers } from './relays.js'
 
 /** Renew once this fraction of the remaining lifetime has passed… */

@@ -12,6 +12,7 @@
 // back-off, the new subscriber connection subscribes every live channel, and 'recovered' follows. Pub/Sub
 // ignores the database number, so a /DB in the URL changes nothing.
 import { randomBytes } from 'node:crypto'
+import { Backoff } from '../../backoff.js'
 import { ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
 import { PublishBatches } from './publish-batches.js'
@@ -19,8 +20,8 @@ import { RespConnection, type RespConnectionEvents, type RespEndpoint } from './
 
 const ORIGIN_BYTES = 8
 const DEFAULT_PORT = 6379
-/** Reconnect back-off cap: short, since a lost broker splits the cluster until it is back. */
-const RETRY_MAX_MS = 1000
+/** Reconnect back-off: 50 ms doubling, capped short (1 s), since a lost broker splits the cluster until it is back. */
+const RECONNECT_BACKOFF = { initialMs: 50, factor: 2, maxMs: 1000, jitter: 0 }
 const CONNECT_TIMEOUT_MS = 5000
 const PUBLISH = commandPrefix('PUBLISH')
 
@@ -48,7 +49,7 @@ export class RedisCluster implements Cluster {
   })
   #closed = false
   #retryTimer: NodeJS.Timeout | undefined
-  #retries = 0
+  readonly #reconnects = new Backoff(RECONNECT_BACKOFF)
   /** PUBLISH commands not yet answered by Redis. */
   readonly #inFlight = new InFlight()
   /** When the publish connections write (shared, so that every shard's batch leaves at once). */
@@ -203,7 +204,7 @@ export class RedisCluster implements Cluster {
 
   #scheduleReconnect(): void {
     if (this.#closed || this.#retryTimer) return
-    this.#retryTimer = setTimeout(() => void this.#reconnect(), Math.min(50 * 2 ** this.#retries++, RETRY_MAX_MS))
+    this.#retryTimer = setTimeout(() => void this.#reconnect(), this.#reconnects.next())
   }
 
   async #reconnect(): Promise<void> {
@@ -213,7 +214,7 @@ export class RedisCluster implements Cluster {
     } catch {
       return this.#scheduleReconnect()
     }
-    this.#retries = 0
+    this.#reconnects.reset()
     this.#link.recovered()
   }
 }
