@@ -18,6 +18,8 @@ export class ShufflingBackend implements Backend {
   readonly #wrapped = new Map<MessageHandler, MessageHandler>()
   readonly #timers = new Set<NodeJS.Timeout>()
   delivered = 0
+  /** Deliveries of a message whose earlier copy was already delivered. */
+  duplicates = 0
 
   constructor(inner: Backend, options: ShufflingOptions) {
     this.#inner = inner
@@ -29,10 +31,12 @@ export class ShufflingBackend implements Backend {
   subscribe(key: SubscriptionKey, handler: MessageHandler, signal?: AbortSignal): Promise<void> {
     const wrapped: MessageHandler = {
       onMessage: (received) => {
+        let copiesDelivered = 0
         for (let i = 0; i < this.#o.copies; i++) {
           const timer = setTimeout(() => {
             this.#timers.delete(timer)
             this.delivered++
+            if (copiesDelivered++ > 0) this.duplicates++
             handler.onMessage(received)
           }, Math.floor(this.#o.random() * this.#o.maxDelayMs))
           this.#timers.add(timer)
@@ -57,6 +61,11 @@ export class ShufflingBackend implements Backend {
 
   onStatus(listener: (status: BackendStatus) => void): () => void {
     return this.#inner.onStatus(listener)
+  }
+
+  /** Copies scheduled but not yet delivered. */
+  get pending(): number {
+    return this.#timers.size
   }
 
   async close(): Promise<void> {
