@@ -9,6 +9,7 @@
 //            publishes to subscriber i's key with `window` calls in flight; counts deliveries in the window.
 //            target 'echo': the same publishers call the echo server instead (no subscribers).
 //            `subAddress` (optional): the subscribers connect there instead (another cluster instance).
+//            `rate` (optional): publishes per second from this process instead of as fast as answers come.
 //   hold     `streams` idle subscribe streams spread over `channels` connections (bare node:http2), for the memory rows.
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:http2'
@@ -94,8 +95,8 @@ async function relay(task) {
   send({ type: 'ready', envelopeBytes: envelopes[0].length })
   await nextMessage('go')
   let running = true
-  const loop = (i) => {
-    if (!running) return
+  /** One Publish from pair i's publisher; `then` runs when it answered, either way. */
+  const publishOnce = (i, then) =>
     pubs[i].makeUnaryRequest(paths.publish, identity, identity, envelopes[i], (err) => {
       if (err) {
         failed++
@@ -106,10 +107,36 @@ async function relay(task) {
         published++
         if (target === 'echo') delivered++
       }
-      loop(i)
+      then()
     })
+  let pacer
+  if (task.rate) {
+    // Paced: `rate` publishes per second from this process, round-robin over the pairs, issued every 5 ms,
+    // at most `window` in flight per pair (bench/cluster-split.js: a machine below saturation).
+    let next = 0
+    let owed = 0
+    const inFlight = new Array(pairs).fill(0)
+    pacer = setInterval(() => {
+      if (!running) return
+      owed = Math.min(owed + task.rate / 200, pairs * window)
+      for (let skipped = 0; owed >= 1 && skipped < pairs; ) {
+        const i = next
+        next = (next + 1) % pairs
+        if (inFlight[i] >= window) {
+          skipped++
+          continue
+        }
+        inFlight[i]++
+        publishOnce(i, () => inFlight[i]--)
+        owed--
+        skipped = 0
+      }
+    }, 5)
+  } else {
+    // Closed loop: each pair keeps `window` publishes in flight, as fast as the server answers.
+    const loop = (i) => running && publishOnce(i, () => loop(i))
+    for (let i = 0; i < pairs; i++) for (let w = 0; w < window; w++) loop(i)
   }
-  for (let i = 0; i < pairs; i++) for (let w = 0; w < window; w++) loop(i)
   await sleep(warmupMs)
   counting = true
   const t0 = performance.now()
@@ -117,6 +144,7 @@ async function relay(task) {
   counting = false
   const elapsedMs = performance.now() - t0
   running = false
+  clearInterval(pacer)
   send({ type: 'result', delivered, published, failed, failures, elapsedMs, envelopeBytes: envelopes[0].length })
 }
 
