@@ -1,8 +1,12 @@
 // Where the cluster rows' extra CPU goes (BENCHMARKS.md finding 8a): the same relay load (bench/client.js relay
-// mode, 2 client processes × 25 pairs) against a plain `signal` holding every client, and against two
-// `signal --cluster redis://` instances with the publishers on the first and their subscribers on the second.
-// Prints, per process, CPU per delivered envelope split into user and system time (/proc/PID/stat), so that
-// the publishing and the receiving instance can be set beside the plain relay they replace.
+// mode, 2 client processes × 25 pairs) against
+//   plain      a plain `signal` holding every client,
+//   publish    the same publishers on a plain `signal` whose recipients subscribed on another plain `signal`:
+//              the publish handling alone, nothing delivered (per published envelope),
+//   crossing   two `signal --cluster redis://` instances, publishers on the first, their subscribers on the second.
+// Prints, per process, CPU per envelope split into user and system time (/proc/PID/stat), so that the
+// publishing and the receiving instance can be set beside the plain relay they replace: plain − publish is
+// what a delivery costs inside the plain relay.
 //   node bench/cluster-split.js [--rounds N] [--rate ENVELOPES_PER_S] [--seconds S]
 // --rate: paced publishing instead of as fast as the clients go (a machine below saturation).
 // Starts its own redis-server and signals on free loopback ports; bench/lib.js tracks and kills them by PID.
@@ -43,7 +47,8 @@ async function measure(address, subAddress, pids) {
     const after = pids.map(times)
     const elapsed = (performance.now() - t0) / 1000
     const done = await Promise.all(results)
-    const perSecond = done.reduce((s, r) => s + (r.delivered * 1000) / r.elapsedMs, 0)
+    // Per delivered envelope; per published one where nothing is delivered (the publish-only case).
+    const perSecond = done.reduce((s, r) => s + ((r.delivered || r.published) * 1000) / r.elapsedMs, 0)
     const failed = done.reduce((s, r) => s + r.failed, 0)
     const us = (ticks) => (ticks / TICKS_PER_SECOND / elapsed / perSecond) * 1e6
     return {
@@ -60,13 +65,15 @@ const redis = await startRedis()
 const started = []
 try {
   // The per-connection publish limit raised, as in the relay rows (this load exceeds the default 200/s).
-  for (const args of [[], ['--cluster', redis.url], ['--cluster', redis.url]]) started.push(await startSignal([...LATENCY_LIMIT_FLAGS, ...args]))
-  const [plain, first, second] = started
+  for (const args of [[], [], ['--cluster', redis.url], ['--cluster', redis.url]]) started.push(await startSignal([...LATENCY_LIMIT_FLAGS, ...args]))
+  const [plain, elsewhere, first, second] = started
   const fmt = (p) => `${(p.user + p.system).toFixed(1)} µs (user ${p.user.toFixed(1)}, system ${p.system.toFixed(1)})`
   console.log(`relay load ${rate ? `paced at ${rate}/s` : 'as fast as 2 client processes go'}, ${seconds} s per measurement, ${rounds} rounds`)
   for (let r = 0; r < rounds; r++) {
     const p = await measure(plain.address, plain.address, [plain.pid])
     console.log(`plain      ${p.perSecond.toFixed(0)}/s, ${p.failed} failed: ${fmt(p.processes[0])}`)
+    const o = await measure(plain.address, elsewhere.address, [plain.pid])
+    console.log(`publish    ${o.perSecond.toFixed(0)}/s published, ${o.failed} failed: ${fmt(o.processes[0])}`)
     const c = await measure(first.address, second.address, [first.pid, second.pid])
     const sum = { user: c.processes[0].user + c.processes[1].user, system: c.processes[0].system + c.processes[1].system }
     console.log(`crossing   ${c.perSecond.toFixed(0)}/s, ${c.failed} failed: publishing ${fmt(c.processes[0])} + receiving ${fmt(c.processes[1])} = ${fmt(sum)}`)
