@@ -5,6 +5,7 @@
 // shard's master; a master killed for good is replaced by its replica: either way every subscriber on that
 // shard gets envelopes again within RESUME_BOUND_MS. The old master restarted rejoins as a replica and takes
 // over again when the new master is killed. No envelope is ever delivered twice (counted per envelope id).
+// A slot moved to another master (CLUSTER SETSLOT): what the old master refuses with MOVED is sent again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Backend } from '../src/core/backend.js'
 import { PrivateKey } from '../src/core/keys.js'
@@ -183,6 +184,58 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
     expect(a.server.stats().cluster).toMatchObject({ connected: true, outages: 2, resubscribed: 2 * shard.length })
     expectNoDuplicates(subscribers)
   }, 120_000)
+
+  it('a slot moved to another master (CLUSTER SETSLOT): the publishes the old master refuses with MOVED are sent to the new one, none fails; the subscriber follows; nothing twice', async () => {
+    const [a, b] = [await instance(bed.url), await instance(bed.url)]
+    const sender = PrivateKey.generate()
+    const { subscribers, byMaster } = await subscribersOnAllShards(a, sender)
+    const publisher = await backend(b.url)
+    await roundTrip(publisher, sender, subscribers, 1)
+
+    const [from, shard] = [...byMaster][0]!
+    const to = [...byMaster.keys()].find((port) => port !== from)!
+    const moved = shard[0]!
+    const topology = await bed.topology()
+    const idOf = (port: number) => topology.find((n) => n.port === port)!.id
+    const setSlot = async (owner: number) => {
+      // The new owner first, then the old one, then every other master (as redis-cli --cluster reshard does).
+      const masters = topology.filter((n) => n.master && !n.failed).map((n) => n.port)
+      for (const port of [owner, ...masters.filter((p) => p !== owner)]) await bed.node(port).command('CLUSTER', 'SETSLOT', String(moved.slot), 'NODE', idOf(owner))
+    }
+    // Publish to the moved channel's subscriber every 10 ms, through the move and 1 s past it.
+    const sentAt = new Map<number, number>()
+    let id = 10_000
+    const recovered = a.next('recovered', 10_000).then(() => Date.now())
+    let movedAt: number | undefined
+    while (movedAt === undefined || Date.now() - movedAt < 1000) {
+      const port = id++
+      sentAt.set(port, Date.now())
+      await publisher.publish(sender, moved.key.publicKey, Message.create({ candidate: { port } }))
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      if (movedAt === undefined && id >= 10_020) {
+        await setSlot(to)
+        movedAt = Date.now()
+      }
+    }
+    expect(await bed.masterOfSlot(moved.slot)).toBe(to)
+    const resubscribedAt = await recovered
+    // B: every publish the old master refused with MOVED went to the new master; none counted failed.
+    const statsB = b.server.stats().cluster!
+    expect(statsB.retried).toBeGreaterThan(0)
+    expect(statsB.publishFailed).toBe(0)
+    // A: its subscription followed the slot; what was published after that all arrived, and nothing twice.
+    const deadline = Date.now() + 5000
+    const after = [...sentAt].filter(([, at]) => at > resubscribedAt).map(([port]) => port)
+    const missingAfter = () => after.filter((port) => !moved.handler.ports.includes(port))
+    while (missingAfter().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(missingAfter(), 'published after the subscriber followed the slot, never arrived').toEqual([])
+    expect(a.server.stats().cluster).toMatchObject({ resubscribed: 1, duplicates: 0 })
+    expectNoDuplicates(subscribers)
+    const lost = [...sentAt.keys()].filter((port) => !moved.handler.ports.includes(port))
+    console.log(`redis-cluster slot moved: ${sentAt.size} envelopes, ${statsB.retried} sent again after MOVED, ${lost.length} lost while the subscriber moved (${resubscribedAt - movedAt!} ms)`)
+    await setSlot(from)
+    await roundTrip(publisher, sender, subscribers, 50_000)
+  }, 60_000)
 })
 
 describe('signal --cluster redis-cluster:// processes', () => {

@@ -76,6 +76,7 @@ function recordedEvents(): { events: RespConnectionEvents; log: unknown[] } {
     events: {
       closed: (reason) => log.push(['closed', reason]),
       published: (ok, failed, reason) => log.push(['published', ok, failed, reason]),
+      unanswered: (count, reason) => log.push(['unanswered', count, reason]),
       message: (buffer, cs, ce, ps, pe) => log.push(['message', buffer.toString('latin1', cs, ce), buffer.toString('latin1', ps, pe)]),
       unsubscribed: (kind, channel) => log.push(['unsubscribed', kind, channel]),
     },
@@ -128,7 +129,7 @@ describe('RespConnection', () => {
     ;(await server.socket()).destroy()
     await expect(command).rejects.toThrow(/closed/)
     expect(log).toEqual([
-      ['published', 0, 2, 'connection closed'],
+      ['unanswered', 2, 'connection closed'],
       ['closed', 'connection closed'],
     ])
     expect(connection.ready).toBe(false)
@@ -143,7 +144,7 @@ describe('RespConnection', () => {
     publish(connection, 'a')
     connection.close()
     connection.close()
-    expect(log).toEqual([['published', 0, 1, 'connection closed by us']])
+    expect(log).toEqual([['unanswered', 1, 'connection closed by us']])
   })
 
   it('AUTH goes first; a refused AUTH ends open() with Redis’s reason', async () => {

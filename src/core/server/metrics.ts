@@ -76,6 +76,7 @@ export class ServerMetrics {
       counter('cluster_rediscoveries_total', 'redis-cluster://: times the slot map was fetched again after a node failed.', (s) => cluster(s).rediscoveries ?? 0)
       counter('cluster_resubscribed_total', "redis-cluster://: channels subscribed again on a shard's new master after a failover.", (s) => cluster(s).resubscribed ?? 0)
       counter('cluster_duplicates_total', 'redis-cluster://: envelopes that arrived twice from the cluster and were delivered once.', (s) => cluster(s).duplicates ?? 0)
+      counter('cluster_retried_total', 'redis-cluster://: publishes sent again after MOVED/ASK or a connection lost before the answer.', (s) => cluster(s).retried ?? 0)
     }
     collectDefaultMetrics({ register: r })
   }

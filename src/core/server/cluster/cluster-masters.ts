@@ -6,8 +6,9 @@
 import type { ClusterNode, ClusterTarget } from './cluster-url.js'
 import { formatNode } from './cluster-url.js'
 import type { PublishBatches } from './publish-batches.js'
-import { RespConnection, type RespConnectionEvents, type RespEndpoint } from './resp-connection.js'
+import { RespConnection, type RespEndpoint } from './resp-connection.js'
 import { slotMapFrom, SLOTS } from './slot-map.js'
+import { UnansweredPublishes } from './unanswered-publishes.js'
 
 const CONNECT_TIMEOUT_MS = 5000
 /** A discovery tries node after node: one that does not answer must not hold the others up long. */
@@ -21,11 +22,15 @@ export interface MasterNode {
   pub: RespConnection | undefined
   sub: RespConnection | undefined
   connecting: Promise<void> | undefined
+  /** What `pub` sent and this master has not answered yet (the transport appends, the answers remove). */
+  readonly unanswered: UnansweredPublishes
 }
 
 export interface ClusterMastersEvents {
-  /** Events of every publish connection (its `closed` is replaced by `lost`). */
-  publisher: RespConnectionEvents
+  /** Answers on `master`'s publish connection (RespConnectionEvents.published). */
+  published(master: MasterNode, ok: number, failed: number, reason: string | undefined): void
+  /** `master`'s publish connection ended with `count` publishes unanswered (RespConnectionEvents.unanswered). */
+  unanswered(master: MasterNode, count: number, reason: string): void
   /** A Pub/Sub message on any master's subscriber connection (see RespConnectionEvents.message). */
   message(buffer: Buffer, channelStart: number, channelEnd: number, payloadStart: number, payloadEnd: number): void
   /** A connection of `master` failed; both are closed already, the subscriptions on it are gone. */
@@ -118,7 +123,7 @@ export class ClusterMasters {
     for (const range of map.ranges) {
       const address = formatNode(range.master)
       let master = masters.get(address) ?? this.#masters.get(address)
-      if (!master) master = { address, host: range.master.host, port: range.master.port, pub: undefined, sub: undefined, connecting: undefined }
+      if (!master) master = { address, host: range.master.host, port: range.master.port, pub: undefined, sub: undefined, connecting: undefined, unanswered: new UnansweredPublishes() }
       masters.set(address, master)
       for (let slot = range.from; slot <= range.to; slot++) slots[slot] = master
     }
@@ -143,7 +148,15 @@ export class ClusterMasters {
       this.events.lost(master, reason)
     }
     const attempt = Promise.allSettled([
-      RespConnection.open(endpoint, { ...this.events.publisher, closed: lost }, { connectTimeoutMs: CONNECT_TIMEOUT_MS, batches: this.batches }),
+      RespConnection.open(
+        endpoint,
+        {
+          published: (ok, failed, reason) => this.events.published(master, ok, failed, reason),
+          unanswered: (count, reason) => this.events.unanswered(master, count, reason),
+          closed: lost,
+        },
+        { connectTimeoutMs: CONNECT_TIMEOUT_MS, batches: this.batches },
+      ),
       RespConnection.open(
         endpoint,
         { closed: lost, message: this.events.message, unsubscribed: (_kind, channel) => this.events.unsubscribed(master, channel) },

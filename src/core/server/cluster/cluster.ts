@@ -31,6 +31,8 @@ export interface ClusterStats {
   resubscribed?: number
   /** Envelopes that reached this instance twice (two paths during a failover) and were delivered once. */
   duplicates?: number
+  /** Redis Cluster: publishes sent again after MOVED/ASK (the slot moved) or a connection lost before the answer. */
+  retried?: number
 }
 
 export interface ClusterOptions {

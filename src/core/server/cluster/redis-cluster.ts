@@ -61,6 +61,11 @@ export class RedisCluster implements Cluster {
       this.#counters.publishFailed += failed
       this.#inFlight.settle(ok + failed)
     },
+    // Classic Pub/Sub messages carry no sequence number, so a publish that may have arrived is not sent again.
+    unanswered: (count) => {
+      this.#counters.publishFailed += count
+      this.#inFlight.settle(count)
+    },
     closed: (reason) => this.#lost(reason),
   }
   readonly #subscriberEvents: RespConnectionEvents = {

@@ -14,7 +14,11 @@
 // to nodes that are no masters any more, and subscribe each channel again whose subscription died or whose
 // slot's master changed: ClusterEvent 'lost' → 'recovered' {resubscribed}, stats.rediscoveries,
 // stats.resubscribed (channels that moved to another master). A publish for a shard that is down fails at
-// once (counted in publishFailed, never replayed late).
+// once (counted in publishFailed, never replayed late). A publish the master refused because the slot moved
+// (MOVED, ASK: a planned failover, a resharding; TRYAGAIN, CLUSTERDOWN) or left unanswered when its
+// connection was lost is sent again, with the same sequence number, to the slot's master after the next
+// slot discovery (stats.retried), for up to RETRY_WINDOW_MS; receivers deliver it once even if the first
+// try did arrive.
 import { randomBytes } from 'node:crypto'
 import { channelSlot, ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
@@ -23,6 +27,7 @@ import { clusterTargetName, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
 import { PublishBatches } from './publish-batches.js'
 import { SeenSequences } from './seen-sequences.js'
+import type { PublishToRetry } from './unanswered-publishes.js'
 
 const ORIGIN_BYTES = 8
 const SEQUENCE_BYTES = 4
@@ -34,6 +39,10 @@ const FIRST_HEAL_MS = 50
 /** The whole initial discovery and connection to every master. */
 const START_TIMEOUT_MS = 15_000
 const SPUBLISH = commandPrefix('SPUBLISH')
+/** How long a refused or unanswered publish is tried again before it counts as failed. */
+const RETRY_WINDOW_MS = 2000
+/** Error replies that mean "this slot is served elsewhere (or soon)": the publish is sent again. */
+const SLOT_MOVED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /
 
 interface Channel extends JoinedChannel {
   slot: number
@@ -73,6 +82,11 @@ export class RedisShardedCluster implements Cluster {
   #rediscoveries = 0
   #resubscribed = 0
   #duplicates = 0
+  #retried = 0
+  /** Publishes waiting for the next slot discovery to be sent again. */
+  #retries: PublishToRetry[] = []
+  /** When a publish being retried (by sequence number) first failed: the retry window runs from there. */
+  readonly #retryingSince = new Map<number, number>()
   /** The last origin seen and its id as a string (SeenSequences' key): one string per origin, not per message. */
   #lastOrigin = Buffer.alloc(ORIGIN_BYTES)
   #lastOriginKey: string | undefined
@@ -83,15 +97,24 @@ export class RedisShardedCluster implements Cluster {
     this.#options = options
     this.#link = new ClusterLink(this.#url, this.#counters, options.onEvent)
     this.#masters = new ClusterMasters(target, this.#batches, {
-      publisher: {
-        published: (ok, failed, reason) => {
-          this.#inFlight.settle(ok + failed)
-          if (failed === 0) return
-          this.#counters.publishFailed += failed
-          // Refused (MOVED, ASK, CLUSTERDOWN): the slot map is out of date. A lost connection tells `lost` itself.
-          if (reason !== undefined && /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /.test(reason)) this.#nodeFailed(`a publish failed: ${reason}`)
-        },
+      published: (master, ok, failed, reason) => {
+        if (ok > 0) {
+          master.unanswered.answered(ok)
+          this.#inFlight.settle(ok)
+        }
+        if (failed === 0) return
+        if (reason !== undefined && SLOT_MOVED.test(reason)) {
+          // The slot map is out of date: the discovery it starts tells where these go now.
+          this.#retry(master.unanswered.take(failed))
+          this.#nodeFailed(`a publish was refused: ${reason}`)
+          return
+        }
+        master.unanswered.answered(failed)
+        this.#counters.publishFailed += failed
+        this.#inFlight.settle(failed)
       },
+      // The connection's loss starts a discovery itself (`lost`).
+      unanswered: (master, count) => this.#retry(master.unanswered.take(count)),
       message: (buffer, cs, ce, ps, pe) => this.#onMessage(buffer, cs, ce, ps, pe),
       lost: (master, reason) => {
         this.#forget(master)
@@ -142,16 +165,62 @@ export class RedisShardedCluster implements Cluster {
   publish(recipient: Uint8Array, envelope: Buffer): void {
     if (this.#closed) return
     this.#counters.published++
-    const pub = this.#masters.masterOf(channelSlot(recipient))?.pub
-    if (!pub?.ready) {
+    const master = this.#masters.masterOf(channelSlot(recipient))
+    if (!master?.pub?.ready) {
       this.#counters.publishFailed++
       this.#nodeFailed('a publish found its shard down')
       return
     }
     this.#inFlight.begin()
-    encodePublish(pub.writer, SPUBLISH, recipient, this.#origin, this.#sequence, envelope)
+    this.#send(master, recipient, envelope, this.#sequence)
     this.#sequence = (this.#sequence + 1) >>> 0
+  }
+
+  /** Encodes one SPUBLISH on `master`'s publish connection (ready) and remembers it until answered. */
+  #send(master: MasterNode, recipient: Uint8Array, envelope: Uint8Array, sequence: number): void {
+    const pub = master.pub!
+    encodePublish(pub.writer, SPUBLISH, recipient, this.#origin, sequence, envelope)
+    master.unanswered.push(recipient, envelope, sequence)
     pub.sentPublish()
+  }
+
+  /** Publishes to send again after the next discovery (they stay in flight for flush() meanwhile). */
+  #retry(publishes: PublishToRetry[]): void {
+    if (publishes.length === 0) return
+    if (this.#closed) return this.#giveUp(publishes.length)
+    const now = performance.now()
+    for (const p of publishes) if (!this.#retryingSince.has(p.sequence)) this.#retryingSince.set(p.sequence, now)
+    this.#retries.push(...publishes)
+  }
+
+  /**
+   * After a discovery: each waiting publish goes to its slot's master if that one is connected; one whose
+   * window ran out counts as failed; the rest wait for the next discovery.
+   */
+  #resend(): void {
+    const now = performance.now()
+    const waiting: PublishToRetry[] = []
+    for (const p of this.#retries.splice(0)) {
+      const master = this.#masters.masterOf(channelSlot(p.recipient))
+      if (!this.#closed && master?.pub?.ready) {
+        this.#retried++
+        this.#send(master, p.recipient, p.envelope, p.sequence)
+      } else if (this.#closed || now - (this.#retryingSince.get(p.sequence) ?? now) >= RETRY_WINDOW_MS) {
+        this.#retryingSince.delete(p.sequence)
+        this.#giveUp(1)
+      } else {
+        waiting.push(p)
+      }
+    }
+    this.#retries = waiting
+    // Forget the first failures of retries that were answered long ago (the map holds only retried sequences).
+    for (const [sequence, since] of this.#retryingSince) if (now - since >= 2 * RETRY_WINDOW_MS) this.#retryingSince.delete(sequence)
+    if (this.#retries.length > 0) this.#scheduleHeal()
+  }
+
+  #giveUp(count: number): void {
+    this.#counters.publishFailed += count
+    this.#inFlight.settle(count)
   }
 
   flush(): Promise<void> {
@@ -167,6 +236,7 @@ export class RedisShardedCluster implements Cluster {
       rediscoveries: this.#rediscoveries,
       resubscribed: this.#resubscribed,
       duplicates: this.#duplicates,
+      retried: this.#retried,
     }
   }
 
@@ -177,6 +247,7 @@ export class RedisShardedCluster implements Cluster {
     clearTimeout(this.#healTimer)
     this.#channels.clear()
     this.#masters.close()
+    this.#giveUp(this.#retries.splice(0).length)
     this.#link.closed()
   }
 
@@ -283,6 +354,7 @@ export class RedisShardedCluster implements Cluster {
       this.#healing = false
     }
     if (this.#closed) return
+    this.#resend()
     const healthy = this.#masters.allReady() && [...this.#channels.values()].every((c) => c.node !== undefined && c.node === this.#masters.masterOf(c.slot))
     if (!healthy) return this.#scheduleHeal()
     this.#link.recovered({ resubscribed: this.#movedSinceLost })

@@ -24,8 +24,10 @@ export interface RespEndpoint {
 export interface RespConnectionEvents {
   /** The connection failed after it was open (not after close()); nothing more is called afterwards. */
   closed?(reason: string): void
-  /** Publishes answered (`failed`: refused, or lost with the connection, `reason` says why). */
+  /** Publishes answered (`failed`: refused, `reason` is the error reply). */
   published?(ok: number, failed: number, reason: string | undefined): void
+  /** The connection ended with `count` publishes unanswered: each may or may not have reached Redis. */
+  unanswered?(count: number, reason: string): void
   /** A Pub/Sub message: channel and payload are `buffer[start, end)`, valid only during the call. */
   message?(buffer: Buffer, channelStart: number, channelEnd: number, payloadStart: number, payloadEnd: number): void
   /** Redis ended a subscription nobody asked to end (a sharded channel's slot moved away): kind and channel. */
@@ -166,7 +168,7 @@ export class RespConnection {
     }
   }
 
-  /** Idempotent. Pending commands fail, pending publishes are reported failed; `closed` is not called. */
+  /** Idempotent. Pending commands fail, pending publishes are reported `unanswered`; `closed` is not called. */
   close(): void {
     this.#end('connection closed by us')
     this.#socket.destroy()
@@ -246,7 +248,7 @@ export class RespConnection {
     this.#head = 0
     this.#pendingPublishes = 0
     for (const entry of queue) if (typeof entry === 'object') entry.reject(new Error(reason))
-    if (lost > 0) this.#events.published?.(0, lost, reason)
+    if (lost > 0) this.#events.unanswered?.(lost, reason)
     return true
   }
 }
