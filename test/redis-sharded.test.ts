@@ -84,6 +84,19 @@ async function roundTrip(publisher: Backend, sender: PrivateKey, subscribers: Su
 }
 
 /**
+ * Instances A and B on the bed, subscribers on A spread over all three shards, B's publisher, and one round
+ * trip through every shard: the start of each test below.
+ */
+async function twoInstancesServingAllShards() {
+  const [a, b] = [await instance(bed.url), await instance(bed.url)]
+  const sender = PrivateKey.generate()
+  const { subscribers, byMaster } = await subscribersOnAllShards(a, sender)
+  const publisher = await backend(b.url)
+  await roundTrip(publisher, sender, subscribers, 1)
+  return { a, b, sender, subscribers, byMaster, publisher }
+}
+
+/**
  * Kills the master on `port` (and with `restart` starts it again at once); then publishes to every subscriber of that shard every 100 ms until each got
  * one of those envelopes (bounded by 3 × RESUME_BOUND_MS). Returns each subscriber's resume time in ms.
  */
@@ -131,11 +144,7 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
   }, 60_000)
 
   it('a master killed and restarted at once (no failover): its subscribers get envelopes again; nothing twice', async () => {
-    const [a, b] = [await instance(bed.url), await instance(bed.url)]
-    const sender = PrivateKey.generate()
-    const { subscribers, byMaster } = await subscribersOnAllShards(a, sender)
-    const publisher = await backend(b.url)
-    await roundTrip(publisher, sender, subscribers, 1)
+    const { a, b, sender, subscribers, byMaster, publisher } = await twoInstancesServingAllShards()
     const [restarted, shard] = [...byMaster][1]!
     const recovered = a.next('recovered', 3 * RESUME_BOUND_MS)
     const resumeMs = await killAndMeasureResume(restarted, publisher, sender, shard, 1000, true)
@@ -149,11 +158,7 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
   }, 60_000)
 
   it(`a master killed and failed over: every subscriber on its shard gets envelopes again within ${RESUME_BOUND_MS} ms; restarted, it serves again; nothing twice`, async () => {
-    const [a, b] = [await instance(bed.url), await instance(bed.url)]
-    const sender = PrivateKey.generate()
-    const { subscribers, byMaster } = await subscribersOnAllShards(a, sender)
-    const publisher = await backend(b.url)
-    await roundTrip(publisher, sender, subscribers, 1)
+    const { a, b, sender, subscribers, byMaster, publisher } = await twoInstancesServingAllShards()
 
     const [killed, shard] = [...byMaster][0]!
     const recovered = a.next('recovered', 3 * RESUME_BOUND_MS)
@@ -186,11 +191,7 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
   }, 120_000)
 
   it('a slot moved to another master (CLUSTER SETSLOT): the publishes the old master refuses with MOVED are sent to the new one, none fails; the subscriber follows; nothing twice', async () => {
-    const [a, b] = [await instance(bed.url), await instance(bed.url)]
-    const sender = PrivateKey.generate()
-    const { subscribers, byMaster } = await subscribersOnAllShards(a, sender)
-    const publisher = await backend(b.url)
-    await roundTrip(publisher, sender, subscribers, 1)
+    const { a, b, sender, subscribers, byMaster, publisher } = await twoInstancesServingAllShards()
 
     const [from, shard] = [...byMaster][0]!
     const to = [...byMaster.keys()].find((port) => port !== from)!
