@@ -7,18 +7,20 @@
 // Prints, per process, CPU per envelope split into user and system time (/proc/PID/stat), so that the
 // publishing and the receiving instance can be set beside the plain relay they replace: plain − publish is
 // what a delivery costs inside the plain relay.
-//   node bench/cluster-split.js [--rounds N] [--rate ENVELOPES_PER_S] [--seconds S]
+//   node bench/cluster-split.js [--rounds N] [--rate ENVELOPES_PER_S] [--seconds S] [--node-flags 'FLAGS']
 // --rate: paced publishing instead of as fast as the clients go (a machine below saturation).
+// --node-flags: Node/V8 flags for every signal process (e.g. '--max-semi-space-size=8'), to try GC settings.
 // Starts its own redis-server and signals on free loopback ports; bench/lib.js tracks and kills them by PID.
 import { readFileSync } from 'node:fs'
 import { LATENCY_LIMIT_FLAGS } from './latency.js'
-import { delay, installCleanup, runClient, startRedis, startSignal, stopClient, stopProcess } from './lib.js'
+import { delay, installCleanup, RUN_JS, runClient, startListeningProcess, startRedis, stopClient, stopProcess } from './lib.js'
 
 const argv = process.argv.slice(2)
 const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback)
 const rounds = Number(option('--rounds', '3'))
 const rate = option('--rate') ? Number(option('--rate')) : undefined
 const seconds = Number(option('--seconds', '3'))
+const nodeFlags = option('--node-flags', '').split(' ').filter(Boolean)
 const CLIENT_PROCESSES = 2
 const TICKS_PER_SECOND = 100
 
@@ -65,10 +67,12 @@ const redis = await startRedis()
 const started = []
 try {
   // The per-connection publish limit raised, as in the relay rows (this load exceeds the default 200/s).
-  for (const args of [[], [], ['--cluster', redis.url], ['--cluster', redis.url]]) started.push(await startSignal([...LATENCY_LIMIT_FLAGS, ...args]))
+  for (const args of [[], [], ['--cluster', redis.url], ['--cluster', redis.url]]) {
+    started.push(await startListeningProcess([...nodeFlags, RUN_JS, 'signal', '--listen', '127.0.0.1:0', '--json', ...LATENCY_LIMIT_FLAGS, ...args], 'cunicu-ts signal'))
+  }
   const [plain, elsewhere, first, second] = started
   const fmt = (p) => `${(p.user + p.system).toFixed(1)} µs (user ${p.user.toFixed(1)}, system ${p.system.toFixed(1)})`
-  console.log(`relay load ${rate ? `paced at ${rate}/s` : 'as fast as 2 client processes go'}, ${seconds} s per measurement, ${rounds} rounds`)
+  console.log(`relay load ${rate ? `paced at ${rate}/s` : 'as fast as 2 client processes go'}, ${seconds} s per measurement, ${rounds} rounds${nodeFlags.length ? `, signals run with ${nodeFlags.join(' ')}` : ''}`)
   for (let r = 0; r < rounds; r++) {
     const p = await measure(plain.address, plain.address, [plain.pid])
     console.log(`plain      ${p.perSecond.toFixed(0)}/s, ${p.failed} failed: ${fmt(p.processes[0])}`)
