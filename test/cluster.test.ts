@@ -15,6 +15,7 @@ import { runCli, startCli } from './helpers/cli.js'
 import { clusterKit, recorder, waitFor } from './helpers/cluster-kit.js'
 import { unusedPort } from './helpers/net.js'
 import { RedisServer } from './helpers/redis.js'
+import { selfSignedCert } from './helpers/tls.js'
 
 let redis: RedisServer
 beforeAll(async () => {
@@ -205,6 +206,39 @@ describe('signal --cluster processes', () => {
     expect(loaded).toContain('signaling-server') // the trace works
     // Module paths, not the checkout's (a worktree may be named after Redis).
     expect(loaded).not.toMatch(/node_modules\/(@redis\/|redis\/)|cluster\/redis-/)
+  }, 60_000)
+
+  it('rediss://: two signal processes relay to each other through a Redis that speaks only TLS; a certificate they do not trust is refused (exit 3)', async () => {
+    const tls = selfSignedCert()
+    closers.push(() => tls.cleanup())
+    const port = await unusedPort()
+    const tlsOnly = await RedisServer.start(port, ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.certFile, '--tls-auth-clients', 'no'])
+    closers.push(() => tlsOnly.kill())
+    const url = `rediss://127.0.0.1:${port}`
+    // The test's own CA, the way an operator would add one to Node's trust store.
+    const trusted = { NODE_EXTRA_CA_CERTS: tls.certFile }
+    const one = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })
+    const two = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })
+    const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
+    for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url })
+    const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
+    const onOne = await backend(`grpc://${addrOne}?insecure=true`)
+    const onTwo = await backend(`grpc://${addrTwo}?insecure=true`)
+    const handler = recorder()
+    await onOne.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
+    await onTwo.publish(bob, alice.publicKey, Message.create({ candidate: { port: 7 } }))
+    await handler.wait(1)
+    expect(handler.ports).toEqual([7])
+    await Promise.all([onOne.close(), onTwo.close()])
+    for (const p of [one, two]) process.kill(p.child.pid!, 'SIGTERM')
+    for (const p of [one, two]) expect(await p.exit(), p.stderr).toBe(143)
+
+    // Without that CA the certificate is self-signed and unknown: no connection, and the reason says so.
+    const untrusted = await runCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url], { env: { NODE_EXTRA_CA_CERTS: undefined } })
+    console.log(`rediss:// with an untrusted certificate: ${untrusted.stderr.trim()}`)
+    expect(untrusted.code).toBe(3)
+    expect(untrusted.stderr).toContain(`cluster ${url} unreachable`)
+    expect(untrusted.stderr).toMatch(/self[- ]signed certificate/i)
   }, 60_000)
 
   it('signal --cluster with Redis unreachable exits 3 and names the URL', async () => {

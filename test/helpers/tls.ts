@@ -18,6 +18,8 @@ export interface SelfSigned {
   key: Buffer
   /** The certificate as a file, for caFile. */
   certFile: string
+  /** The private key as a file (servers that read files, such as redis-server). */
+  keyFile: string
   cleanup(): void
 }
 
@@ -34,6 +36,7 @@ export function selfSignedCert(): SelfSigned {
     cert: readFileSync(certFile),
     key: readFileSync(keyFile),
     certFile,
+    keyFile,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   }
 }
