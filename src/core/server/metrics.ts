@@ -77,6 +77,7 @@ export class ServerMetrics {
       counter('cluster_resubscribed_total', "redis-cluster://: channels subscribed again on a shard's new master after a failover.", (s) => cluster(s).resubscribed ?? 0)
       counter('cluster_duplicates_total', 'redis-cluster://: envelopes that arrived twice from the cluster and were delivered once.', (s) => cluster(s).duplicates ?? 0)
       counter('cluster_retried_total', 'redis-cluster://: publishes sent again after MOVED/ASK or a connection lost before the answer.', (s) => cluster(s).retried ?? 0)
+      counter('cluster_followed_total', 'redis-cluster://: channels a node dropped on its own (slot moved, failover), subscribed again at once.', (s) => cluster(s).followed ?? 0)
     }
     collectDefaultMetrics({ register: r })
   }

@@ -94,6 +94,31 @@ export class ClusterMasters {
     throw new Error(this.lastError ?? 'no node answered')
   }
 
+  /**
+   * A node answered "MOVED <slot> <host>:<port>" (or ASK): that node serves the slot now, until the next
+   * discovery says otherwise. Connects to it if it is new to us; resolves with it once both its connections
+   * are up (undefined if the answer is no redirect, or the node cannot be reached).
+   */
+  async redirected(answer: string, askedHost: string): Promise<MasterNode | undefined> {
+    const match = /^(?:MOVED|ASK) (\d+) (.+)$/.exec(answer)
+    const slot = Number(match?.[1])
+    if (!match || this.#closed || !(slot >= 0 && slot < SLOTS)) return undefined
+    const { host, port } = parseAddress(match[2]!)
+    if (!(port > 0 && port < 65_536)) return undefined
+    // An empty host means the node that answered (Redis leaves it out when it does not know its own address).
+    const node = { host: host || askedHost, port }
+    const address = formatNode(node)
+    let master = this.#masters.get(address)
+    if (!master) {
+      master = { address, host: node.host, port, pub: undefined, sub: undefined, connecting: undefined, unanswered: new UnansweredPublishes() }
+      this.#masters.set(address, master)
+      this.#known.add(address)
+    }
+    this.#slots[slot] = master
+    await this.#connect(master)
+    return master.pub?.ready && master.sub?.ready ? master : undefined
+  }
+
   /** Opens both connections of every master that has none; resolves when every attempt settled. */
   async connectAll(): Promise<void> {
     await Promise.allSettled([...this.#masters.values()].map((master) => this.#connect(master)))

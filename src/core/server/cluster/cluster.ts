@@ -33,6 +33,8 @@ export interface ClusterStats {
   duplicates?: number
   /** Redis Cluster: publishes sent again after MOVED/ASK (the slot moved) or a connection lost before the answer. */
   retried?: number
+  /** Redis Cluster: channels a node dropped on its own (slot moved, failover), subscribed again at once, not at the next discovery. */
+  followed?: number
 }
 
 export interface ClusterOptions {

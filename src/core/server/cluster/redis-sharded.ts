@@ -18,7 +18,9 @@
 // (MOVED, ASK: a planned failover, a resharding; TRYAGAIN, CLUSTERDOWN) or left unanswered when its
 // connection was lost is sent again, with the same sequence number, to the slot's master after the next
 // slot discovery (stats.retried), for up to RETRY_WINDOW_MS; receivers deliver it once even if the first
-// try did arrive.
+// try did arrive. A channel a node drops on its own (its slot moved, a planned failover) is subscribed again
+// at once where that node's MOVED answer points, or on the node itself if it still takes it (stats.followed);
+// moving a channel to its slot's master, the new subscription is made before the old one ends.
 import { randomBytes } from 'node:crypto'
 import { channelSlot, ClusterLink, commandPrefix, encodePublish, InFlight, JoinedChannels, LinkCounters, type JoinedChannel } from './channel.js'
 import { ClusterError, type Cluster, type ClusterOptions, type ClusterStats } from './cluster.js'
@@ -83,6 +85,7 @@ export class RedisShardedCluster implements Cluster {
   #resubscribed = 0
   #duplicates = 0
   #retried = 0
+  #followed = 0
   /** Publishes waiting for the next slot discovery to be sent again. */
   #retries: PublishToRetry[] = []
   /** When a publish being retried (by sequence number) first failed: the retry window runs from there. */
@@ -127,6 +130,7 @@ export class RedisShardedCluster implements Cluster {
         if (channel?.node !== master) return
         channel.node = undefined
         this.#nodeFailed(`${master.address} dropped ${name}`)
+        this.#follow(channel, master)
       },
     })
   }
@@ -237,6 +241,7 @@ export class RedisShardedCluster implements Cluster {
       resubscribed: this.#resubscribed,
       duplicates: this.#duplicates,
       retried: this.#retried,
+      followed: this.#followed,
     }
   }
 
@@ -251,7 +256,8 @@ export class RedisShardedCluster implements Cluster {
     this.#link.closed()
   }
 
-  #subscribe(channel: Channel): void {
+  /** `previous`: a node the channel is still subscribed on, unsubscribed once the new subscription is confirmed. */
+  #subscribe(channel: Channel, previous?: MasterNode): void {
     const master = this.#masters.masterOf(channel.slot)
     const sub = master?.sub
     if (!master || !sub?.ready) {
@@ -268,9 +274,13 @@ export class RedisShardedCluster implements Cluster {
           if (sub.ready) sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
           return
         }
-        // The connection is gone already: nothing lives there.
-        if (master.sub !== sub || !sub.ready) return
+        // The connection is gone already: nothing lives there (the previous subscription, if any, still does).
+        if (master.sub !== sub || !sub.ready) {
+          if (previous?.sub?.ready && channel.node === undefined) channel.node = previous
+          return
+        }
         channel.node = master
+        if (previous && previous !== master && previous.sub?.ready) previous.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
         if (channel.lastAddress !== undefined && channel.lastAddress !== master.address) {
           this.#resubscribed++
           this.#movedSinceLost++
@@ -279,7 +289,40 @@ export class RedisShardedCluster implements Cluster {
       },
       (err: Error) => {
         if (channel.pending === attempt) channel.pending = undefined
+        // Still subscribed on the previous node: keep receiving there until a discovery finds a way.
+        if (previous?.sub?.ready && channel.node === undefined && this.#channels.get(channel.name) === channel) channel.node = previous
         this.#nodeFailed(`subscribing ${channel.name} failed: ${err.message}`)
+      },
+    )
+    channel.pending = attempt
+  }
+
+  /**
+   * `from` dropped `channel` on its own: its slot moved, or `from` stopped being the shard's master. Asks
+   * `from` again: it takes the subscription (as a replica now), or its MOVED answer names the new master,
+   * where the channel is subscribed at once. Until then what is published to the channel does not reach us,
+   * so this does not wait for the next discovery (which follows anyway and settles what this misses).
+   */
+  #follow(channel: Channel, from: MasterNode): void {
+    const sub = from.sub
+    if (!sub?.ready || channel.pending) return
+    const attempt: Promise<void> = sub.command(['SSUBSCRIBE', channel.name]).then(
+      () => {
+        if (channel.pending === attempt) channel.pending = undefined
+        // `from` takes it again: the move was undone, or `from` is a replica of the shard now (a planned
+        // failover), which Redis 7 hands the shard's messages too. Until the next discovery moves it to the
+        // master, the subscription lives there.
+        if (this.#channels.get(channel.name) === channel && from.sub === sub && sub.ready) {
+          channel.node = from
+          this.#followed++
+        } else if (sub.ready) sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+      },
+      async (err: Error) => {
+        const to = await this.#masters.redirected(err.message, from.host)
+        if (channel.pending === attempt) channel.pending = undefined
+        if (!to || this.#closed || this.#channels.get(channel.name) !== channel || channel.node !== undefined || channel.pending) return
+        this.#followed++
+        this.#subscribe(channel)
       },
     )
     channel.pending = attempt
@@ -342,10 +385,12 @@ export class RedisShardedCluster implements Cluster {
       for (const channel of this.#channels.values()) {
         const master = this.#masters.masterOf(channel.slot)
         if (channel.pending || !master?.sub?.ready || channel.node === master) continue
-        // Its slot moved away from a node that still answers: stop the copy arriving from there.
-        if (channel.node?.sub?.ready) channel.node.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+        // Its slot moved away from a node that still answers: subscribe on the new master first and only then
+        // stop the copy arriving from the old node, so that nothing falls between (what arrives on both
+        // meanwhile is delivered once: SeenSequences).
+        const previous = channel.node?.sub?.ready ? channel.node : undefined
         channel.node = undefined
-        this.#subscribe(channel)
+        this.#subscribe(channel, previous)
       }
       await Promise.allSettled([...this.#channels.values()].map((c) => c.pending))
     } catch {
