@@ -178,6 +178,19 @@ describe('signal --cluster (Redis Pub/Sub)', () => {
   })
 })
 
+/** Alice subscribes on the signal at `subscribeAt`, Bob publishes `port` to her at `publishAt`: what she got. */
+async function relayOnce(subscribeAt: string, publishAt: string, port: number): Promise<number[]> {
+  const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
+  const subscriber = await backend(`grpc://${subscribeAt}?insecure=true`)
+  const publisher = await backend(`grpc://${publishAt}?insecure=true`)
+  const handler = recorder()
+  await subscriber.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
+  await publisher.publish(bob, alice.publicKey, Message.create({ candidate: { port } }))
+  await handler.wait(1)
+  await Promise.all([subscriber.close(), publisher.close()])
+  return handler.ports
+}
+
 describe('signal --cluster processes', () => {
   it('two signal processes relay to each other; a plain signal never loads the Redis client', async () => {
     const trace = join(mkdtempSync(join(tmpdir(), 'cunicu-ts-cluster-')), 'imports.txt')
@@ -189,14 +202,7 @@ describe('signal --cluster processes', () => {
     const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
     for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: redis.url })
 
-    const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
-    const onOne = await backend(`grpc://${addrOne}?insecure=true`)
-    const onTwo = await backend(`grpc://${addrTwo}?insecure=true`)
-    const handler = recorder()
-    await onOne.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
-    await onTwo.publish(bob, alice.publicKey, Message.create({ candidate: { port: 5 } }))
-    await handler.wait(1)
-    await Promise.all([onOne.close(), onTwo.close()])
+    expect(await relayOnce(addrOne!, addrTwo!, 5)).toEqual([5])
 
     for (const p of [plain, one, two]) process.kill(p.child.pid!, 'SIGTERM')
     for (const p of [plain, one, two]) expect(await p.exit(), p.stderr).toBe(143)
@@ -221,15 +227,7 @@ describe('signal --cluster processes', () => {
     const two = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })
     const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
     for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url })
-    const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
-    const onOne = await backend(`grpc://${addrOne}?insecure=true`)
-    const onTwo = await backend(`grpc://${addrTwo}?insecure=true`)
-    const handler = recorder()
-    await onOne.subscribe({ ours: alice, theirs: bob.publicKey }, handler)
-    await onTwo.publish(bob, alice.publicKey, Message.create({ candidate: { port: 7 } }))
-    await handler.wait(1)
-    expect(handler.ports).toEqual([7])
-    await Promise.all([onOne.close(), onTwo.close()])
+    expect(await relayOnce(addrOne!, addrTwo!, 7)).toEqual([7])
     for (const p of [one, two]) process.kill(p.child.pid!, 'SIGTERM')
     for (const p of [one, two]) expect(await p.exit(), p.stderr).toBe(143)
 
