@@ -153,7 +153,9 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
     await recovered
     await roundTrip(publisher, sender, subscribers, 2000)
     expectNoDuplicates(subscribers)
-    expect(a.server.stats().cluster).toMatchObject({ connected: true, outages: 1, duplicates: 0 })
+    // A publish whose answer died with the connection is sent again; had it arrived, the copy is counted in
+    // stats.duplicates and not delivered (expectNoDuplicates above): the count is not asserted.
+    expect(a.server.stats().cluster).toMatchObject({ connected: true, outages: 1 })
     await bed.waitHealthy()
   }, 60_000)
 
@@ -168,7 +170,8 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
     expect(await recovered).toMatchObject({ state: 'recovered', resubscribed: shard.length })
     expect(a.events.map((e) => e.state)).toEqual(['connected', 'lost', 'recovered'])
     const statsA = a.server.stats().cluster!
-    expect(statsA).toMatchObject({ connected: true, outages: 1, resubscribed: shard.length, duplicates: 0 })
+    // As above, a copy may arrive and be counted in stats.duplicates; nothing is delivered twice (checked at the end).
+    expect(statsA).toMatchObject({ connected: true, outages: 1, resubscribed: shard.length })
     expect(statsA.rediscoveries).toBeGreaterThanOrEqual(1)
     // The other shards were never interrupted, and everyone is served after the failover.
     await roundTrip(publisher, sender, subscribers, 2000)
@@ -235,7 +238,7 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
     const missingAfter = () => after.filter((port) => !moved.handler.ports.includes(port))
     while (missingAfter().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     expect(missingAfter(), 'published after the subscriber followed the slot, never arrived').toEqual([])
-    expect(a.server.stats().cluster).toMatchObject({ resubscribed: 1, duplicates: 0 })
+    expect(a.server.stats().cluster).toMatchObject({ resubscribed: 1 })
     // A followed the slot on the old master's MOVED answer, without waiting for a discovery.
     expect(a.server.stats().cluster!.followed).toBeGreaterThanOrEqual(1)
     expectNoDuplicates(subscribers)
