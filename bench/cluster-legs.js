@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { startRedisCluster } from './cluster.js'
-import { ROOT, installCleanup, startRedis, stopProcess } from './lib.js'
+import { argOption, ROOT, installCleanup, startRedis, stopProcess } from './lib.js'
 
 const ENVELOPES = 30_000
 const KEYS = 100
@@ -19,7 +19,7 @@ const ENVELOPE_BYTES = 316
 const ROUND_TIMEOUT_MS = 60_000
 
 const argv = process.argv.slice(2)
-const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback)
+const option = (name, fallback) => argOption(argv, name, fallback)
 const rounds = Number(option('--rounds', '3'))
 const dist = resolve(option('--dist', join(ROOT, 'dist')))
 

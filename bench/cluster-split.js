@@ -13,10 +13,10 @@
 // Starts its own redis-server and signals on free loopback ports; bench/lib.js tracks and kills them by PID.
 import { readFileSync } from 'node:fs'
 import { LATENCY_LIMIT_FLAGS } from './latency.js'
-import { delay, installCleanup, RUN_JS, runClient, startListeningProcess, startRedis, stopClient, stopProcess } from './lib.js'
+import { argOption, delay, installCleanup, RUN_JS, runClient, startListeningProcess, startRedis, stopClient, stopProcess } from './lib.js'
 
 const argv = process.argv.slice(2)
-const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback)
+const option = (name, fallback) => argOption(argv, name, fallback)
 const rounds = Number(option('--rounds', '3'))
 const rate = option('--rate') ? Number(option('--rate')) : undefined
 const seconds = Number(option('--seconds', '3'))

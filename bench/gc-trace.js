@@ -6,13 +6,13 @@
 //   node bench/gc-trace.js [--transport js|h2|grpc-js] [--seconds 3] [-- V8 FLAGS...]
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { cpuTicks, delay, installCleanup, PROD_ENV, ROOT, RUN_JS, runClient, stopClient, TICKS_PER_SECOND, track } from './lib.js'
+import { argOption, cpuTicks, delay, installCleanup, PROD_ENV, ROOT, RUN_JS, runClient, stopClient, TICKS_PER_SECOND, track } from './lib.js'
 
 const argv = process.argv.slice(2)
 const dashes = argv.indexOf('--')
 const v8Flags = dashes >= 0 ? argv.slice(dashes + 1) : []
 const own = dashes >= 0 ? argv.slice(0, dashes) : argv
-const option = (name, fallback) => (own.includes(name) ? own[own.indexOf(name) + 1] : fallback)
+const option = (name, fallback) => argOption(own, name, fallback)
 const transport = option('--transport', 'js')
 const seconds = Number(option('--seconds', '3'))
 

@@ -52,6 +52,12 @@ export function installCleanup() {
 }
 
 /** Rejects after ms unless the promise settles first; the timer never keeps the process alive. */
+/** The value after `name` in a script's arguments (`--rounds 3`), or `fallback` when it is not given. */
+export function argOption(args, name, fallback) {
+  const at = args.indexOf(name)
+  return at === -1 ? fallback : args[at + 1]
+}
+
 export function withTimeout(promise, ms, what) {
   let timer
   const timeout = new Promise((_, reject) => {

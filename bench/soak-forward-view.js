@@ -9,10 +9,10 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { createInterface } from 'node:readline'
-import { PROD_ENV, ROOT, RUN_JS, delay, installCleanup, killAll, median, rssKiB, startSignal, stopProcess, track, withTimeout } from './lib.js'
+import { argOption, PROD_ENV, ROOT, RUN_JS, delay, installCleanup, killAll, median, rssKiB, startSignal, stopProcess, track, withTimeout } from './lib.js'
 
 const argv = process.argv.slice(2)
-const option = (name, fallback) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback)
+const option = (name, fallback) => Number(argOption(argv, name, fallback))
 const MINUTES = option('--minutes', 10)
 const RATE = option('--rate', 200) // datagrams per second from the local app into the forward
 const SAMPLE_MS = 5000
