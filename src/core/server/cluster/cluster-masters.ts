@@ -110,7 +110,7 @@ export class ClusterMasters {
     const address = formatNode(node)
     let master = this.#masters.get(address)
     if (!master) {
-      master = { address, host: node.host, port, pub: undefined, sub: undefined, connecting: undefined, unanswered: new UnansweredPublishes() }
+      master = newMaster(address, node)
       this.#masters.set(address, master)
       this.#known.add(address)
     }
@@ -148,7 +148,7 @@ export class ClusterMasters {
     for (const range of map.ranges) {
       const address = formatNode(range.master)
       let master = masters.get(address) ?? this.#masters.get(address)
-      if (!master) master = { address, host: range.master.host, port: range.master.port, pub: undefined, sub: undefined, connecting: undefined, unanswered: new UnansweredPublishes() }
+      if (!master) master = newMaster(address, range.master)
       masters.set(address, master)
       for (let slot = range.from; slot <= range.to; slot++) slots[slot] = master
     }
@@ -214,6 +214,11 @@ export class ClusterMasters {
       ...(t.password !== undefined ? { password: t.password } : {}),
     }
   }
+}
+
+/** A master we have no connection to yet. */
+function newMaster(address: string, node: ClusterNode): MasterNode {
+  return { address, host: node.host, port: node.port, pub: undefined, sub: undefined, connecting: undefined, unanswered: new UnansweredPublishes() }
 }
 
 function parseAddress(address: string): ClusterNode {

@@ -28,6 +28,7 @@ import { ClusterMasters, type MasterNode } from './cluster-masters.js'
 import { clusterTargetName, type ClusterTarget } from './cluster-url.js'
 import { keySlot } from './key-slot.js'
 import { PublishBatches } from './publish-batches.js'
+import type { RespConnection } from './resp-connection.js'
 import { SeenSequences } from './seen-sequences.js'
 import type { PublishToRetry } from './unanswered-publishes.js'
 
@@ -64,7 +65,7 @@ export class RedisShardedCluster implements Cluster {
     subscribe: (channel) => this.#subscribe(channel),
     // If the node is down the subscription died with its connection.
     unsubscribe: (channel) => {
-      if (channel.node?.sub?.ready) channel.node.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+      unsubscribe(channel.node?.sub, channel.name)
       channel.node = undefined
     },
     // While a shard is down the subscriber goes live for this instance's own publishers at once.
@@ -88,8 +89,6 @@ export class RedisShardedCluster implements Cluster {
   #followed = 0
   /** Publishes waiting for the next slot discovery to be sent again. */
   #retries: PublishToRetry[] = []
-  /** When a publish being retried (by sequence number) first failed: the retry window runs from there. */
-  readonly #retryingSince = new Map<number, number>()
   /** The last origin seen and its id as a string (SeenSequences' key): one string per origin, not per message. */
   #lastOrigin = Buffer.alloc(ORIGIN_BYTES)
   #lastOriginKey: string | undefined
@@ -181,10 +180,10 @@ export class RedisShardedCluster implements Cluster {
   }
 
   /** Encodes one SPUBLISH on `master`'s publish connection (ready) and remembers it until answered. */
-  #send(master: MasterNode, recipient: Uint8Array, envelope: Uint8Array, sequence: number): void {
+  #send(master: MasterNode, recipient: Uint8Array, envelope: Uint8Array, sequence: number, failedAt?: number): void {
     const pub = master.pub!
     encodePublish(pub.writer, SPUBLISH, recipient, this.#origin, sequence, envelope)
-    master.unanswered.push(recipient, envelope, sequence)
+    master.unanswered.push(recipient, envelope, sequence, failedAt)
     pub.sentPublish()
   }
 
@@ -193,7 +192,7 @@ export class RedisShardedCluster implements Cluster {
     if (publishes.length === 0) return
     if (this.#closed) return this.#giveUp(publishes.length)
     const now = performance.now()
-    for (const p of publishes) if (!this.#retryingSince.has(p.sequence)) this.#retryingSince.set(p.sequence, now)
+    for (const p of publishes) p.failedAt ??= now
     this.#retries.push(...publishes)
   }
 
@@ -208,17 +207,14 @@ export class RedisShardedCluster implements Cluster {
       const master = this.#masters.masterOf(channelSlot(p.recipient))
       if (!this.#closed && master?.pub?.ready) {
         this.#retried++
-        this.#send(master, p.recipient, p.envelope, p.sequence)
-      } else if (this.#closed || now - (this.#retryingSince.get(p.sequence) ?? now) >= RETRY_WINDOW_MS) {
-        this.#retryingSince.delete(p.sequence)
+        this.#send(master, p.recipient, p.envelope, p.sequence, p.failedAt)
+      } else if (this.#closed || now - (p.failedAt ?? now) >= RETRY_WINDOW_MS) {
         this.#giveUp(1)
       } else {
         waiting.push(p)
       }
     }
     this.#retries = waiting
-    // Forget the first failures of retries that were answered long ago (the map holds only retried sequences).
-    for (const [sequence, since] of this.#retryingSince) if (now - since >= 2 * RETRY_WINDOW_MS) this.#retryingSince.delete(sequence)
     if (this.#retries.length > 0) this.#scheduleHeal()
   }
 
@@ -271,7 +267,7 @@ export class RedisShardedCluster implements Cluster {
         if (channel.pending === attempt) channel.pending = undefined
         // Left meanwhile: the subscription it made is not wanted (leave() could not name its node yet).
         if (this.#channels.get(channel.name) !== channel) {
-          if (sub.ready) sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+          unsubscribe(sub, channel.name)
           return
         }
         // The connection is gone already: nothing lives there (the previous subscription, if any, still does).
@@ -280,7 +276,7 @@ export class RedisShardedCluster implements Cluster {
           return
         }
         channel.node = master
-        if (previous && previous !== master && previous.sub?.ready) previous.sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+        if (previous !== master) unsubscribe(previous?.sub, channel.name)
         if (channel.lastAddress !== undefined && channel.lastAddress !== master.address) {
           this.#resubscribed++
           this.#movedSinceLost++
@@ -315,7 +311,7 @@ export class RedisShardedCluster implements Cluster {
         if (this.#channels.get(channel.name) === channel && from.sub === sub && sub.ready) {
           channel.node = from
           this.#followed++
-        } else if (sub.ready) sub.command(['SUNSUBSCRIBE', channel.name]).catch(() => {})
+        } else unsubscribe(sub, channel.name)
       },
       async (err: Error) => {
         const to = await this.#masters.redirected(err.message, from.host)
@@ -404,4 +400,9 @@ export class RedisShardedCluster implements Cluster {
     if (!healthy) return this.#scheduleHeal()
     this.#link.recovered({ resubscribed: this.#movedSinceLost })
   }
+}
+
+/** Ends our subscription of `name` on `sub` while that connection is up (best effort: it may go meanwhile). */
+function unsubscribe(sub: RespConnection | undefined, name: string): void {
+  if (sub?.ready) sub.command(['SUNSUBSCRIBE', name]).catch(() => {})
 }
