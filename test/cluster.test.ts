@@ -217,10 +217,9 @@ describe('signal --cluster processes', () => {
   it('rediss://: two signal processes relay to each other through a Redis that speaks only TLS; a certificate they do not trust is refused (exit 3)', async () => {
     const tls = selfSignedCert()
     closers.push(() => tls.cleanup())
-    const port = await unusedPort()
-    const tlsOnly = await RedisServer.start(port, ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.certFile, '--tls-auth-clients', 'no'])
+    const tlsOnly = await RedisServer.start(undefined, [], tls)
     closers.push(() => tlsOnly.kill())
-    const url = `rediss://127.0.0.1:${port}`
+    const url = tlsOnly.url
     // The test's own CA, the way an operator would add one to Node's trust store.
     const trusted = { NODE_EXTRA_CA_CERTS: tls.certFile }
     const one = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })

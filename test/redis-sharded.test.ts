@@ -18,6 +18,7 @@ import { scrape } from './helpers/metrics.js'
 import { unusedPort } from './helpers/net.js'
 import { RedisServer } from './helpers/redis.js'
 import { RedisClusterBed } from './helpers/redis-cluster.js'
+import { selfSignedCert } from './helpers/tls.js'
 
 /**
  * From SIGKILL of a master to the first envelope delivered again to each subscriber on its shard:
@@ -44,8 +45,12 @@ interface Subscriber {
 }
 
 /** Subscribers on `a` for keys spread so that each of the three shards holds KEYS_PER_SHARD of them. */
-async function subscribersOnAllShards(a: Instance, sender: PrivateKey): Promise<{ subscribers: Subscriber[]; byMaster: Map<number, Subscriber[]> }> {
-  const topology = await bed.topology()
+async function subscribersOnAllShards(
+  a: Pick<Instance, 'url'>,
+  sender: PrivateKey,
+  on: RedisClusterBed = bed,
+): Promise<{ subscribers: Subscriber[]; byMaster: Map<number, Subscriber[]> }> {
+  const topology = await on.topology()
   const masterOf = (slot: number) => topology.find((n) => n.master && n.slots.some(([from, to]) => slot >= from && slot <= to))!.port
   const byMaster = new Map<number, Subscriber[]>()
   const onA = await backend(a.url)
@@ -100,12 +105,20 @@ async function twoInstancesServingAllShards() {
  * Kills the master on `port` (and with `restart` starts it again at once); then publishes to every subscriber of that shard every 100 ms until each got
  * one of those envelopes (bounded by 3 × RESUME_BOUND_MS). Returns each subscriber's resume time in ms.
  */
-async function killAndMeasureResume(port: number, publisher: Backend, sender: PrivateKey, shard: Subscriber[], firstId: number, restart = false): Promise<number[]> {
+async function killAndMeasureResume(
+  port: number,
+  publisher: Backend,
+  sender: PrivateKey,
+  shard: Subscriber[],
+  firstId: number,
+  restart = false,
+  on: RedisClusterBed = bed,
+): Promise<number[]> {
   const before = shard.map((s) => s.handler.ports.length)
-  await bed.node(port).kill()
+  await on.node(port).kill()
   const killedAt = Date.now()
   // Back before cluster-node-timeout: the same node serves the shard again, no failover.
-  if (restart) await bed.node(port).start()
+  if (restart) await on.node(port).start()
   const resumed = new Map<number, number>()
   let id = firstId
   while (resumed.size < shard.length && Date.now() - killedAt < 3 * RESUME_BOUND_MS) {
@@ -339,4 +352,42 @@ describe('signal --cluster redis-cluster:// processes', () => {
       await plain.kill()
     }
   })
+})
+
+describe('signal --cluster rediss-cluster:// (TLS)', () => {
+  it('two signal processes relay over every shard of a Redis Cluster that speaks only TLS (to clients, on its bus, for replication); a master killed fails over and its subscribers get envelopes again; nothing twice', async () => {
+    const tls = selfSignedCert()
+    let tlsBed: RedisClusterBed | undefined
+    try {
+      tlsBed = await RedisClusterBed.start(3, tls)
+      // The test's own CA, the way an operator would add one to Node's trust store (README).
+      const trusted = { NODE_EXTRA_CA_CERTS: tls.certFile }
+      const [one, two] = [0, 1].map(() => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', tlsBed!.url, '--json'], { env: trusted }))
+      const [addrOne, addrTwo] = await Promise.all([one!, two!].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
+      for (const p of [one!, two!]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: tlsBed.url })
+
+      const sender = PrivateKey.generate()
+      const { subscribers, byMaster } = await subscribersOnAllShards({ url: `grpc://${addrOne}?insecure=true` }, sender, tlsBed)
+      const publisher = await backend(`grpc://${addrTwo}?insecure=true`)
+      await roundTrip(publisher, sender, subscribers, 1)
+
+      // Rediscovery, redirects and reconnects all go over TLS too: the shard's replica takes over.
+      const [killed, shard] = [...byMaster][0]!
+      const resumeMs = await killAndMeasureResume(killed, publisher, sender, shard, 1000, false, tlsBed)
+      console.log(`rediss-cluster failover: subscribers on the killed shard resumed after ${Math.min(...resumeMs)}–${Math.max(...resumeMs)} ms`)
+      expect(Math.max(...resumeMs)).toBeLessThanOrEqual(RESUME_BOUND_MS)
+      expect(await tlsBed.masterOfSlot(shard[0]!.slot)).not.toBe(killed)
+      await one!.waitForEvent((e) => e.type === 'cluster' && e.state === 'recovered', 3 * RESUME_BOUND_MS)
+      await roundTrip(publisher, sender, subscribers, 2000)
+      expectNoDuplicates(subscribers)
+
+      for (const p of [one!, two!]) process.kill(p.child.pid!, 'SIGTERM')
+      for (const p of [one!, two!]) expect(await p.exit(), p.stderr).toBe(143)
+      expect(one!.events.filter((e) => e.type === 'cluster').map((e) => e.state)).toEqual(['connected', 'lost', 'recovered', 'closed'])
+      expect(one!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ outages: 1, resubscribed: shard.length })
+    } finally {
+      await tlsBed?.kill()
+      tls.cleanup()
+    }
+  }, 120_000)
 })

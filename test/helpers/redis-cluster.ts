@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import { findExecutable } from '../../scripts/find-executable.js'
 import { unusedPort } from './net.js'
 import { RedisServer } from './redis.js'
+import type { SelfSigned } from './tls.js'
 
 const NODE_TIMEOUT_MS = 1000
 
@@ -28,14 +29,18 @@ export class RedisClusterBed {
   private constructor(
     readonly dir: string,
     readonly nodes: RedisServer[],
+    readonly tls: SelfSigned | undefined,
   ) {}
 
-  /** Starts 2 × `masters` nodes, creates the cluster, resolves once every master has a synced replica. */
-  static async start(masters = 3): Promise<RedisClusterBed> {
+  /**
+   * Starts 2 × `masters` nodes, creates the cluster, resolves once every master has a synced replica.
+   * `tls`: every node speaks only TLS, to clients, on the cluster bus and for replication.
+   */
+  static async start(masters = 3, tls?: SelfSigned): Promise<RedisClusterBed> {
     const cli = findExecutable('redis-cli')
     if (!cli) throw new Error('redis-cli not found: the Redis Cluster tests need the Debian package redis-server (apt-get install -y redis-server)')
     const dir = mkdtempSync(join(tmpdir(), 'cunicu-ts-redis-cluster-'))
-    const bed = new RedisClusterBed(dir, [])
+    const bed = new RedisClusterBed(dir, [], tls)
     try {
       const ports = new Set<number>()
       while (ports.size < 4 * masters) ports.add(await unusedPort())
@@ -43,9 +48,10 @@ export class RedisClusterBed {
       for (const [i, port] of clientPorts.entries()) {
         const args = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-port', String(busPorts[i])]
         args.push('--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-require-full-coverage', 'no', '--dir', dir)
-        bed.nodes.push(await RedisServer.start(port, args))
+        bed.nodes.push(await RedisServer.start(port, args, tls))
       }
-      await promisify(execFile)(cli, ['--cluster', 'create', ...clientPorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
+      const cliTls = tls ? ['--tls', '--cacert', tls.certFile] : []
+      await promisify(execFile)(cli, [...cliTls, '--cluster', 'create', ...clientPorts.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], {
         timeout: 30_000,
       })
       await bed.waitHealthy(masters)
@@ -56,9 +62,9 @@ export class RedisClusterBed {
     }
   }
 
-  /** redis-cluster://… naming two of the nodes as seeds (the rest is discovered). */
+  /** redis-cluster://… (rediss-cluster://… with TLS) naming two of the nodes as seeds (the rest is discovered). */
   get url(): string {
-    return `redis-cluster://${this.nodes
+    return `${this.tls ? 'rediss' : 'redis'}-cluster://${this.nodes
       .slice(0, 2)
       .map((n) => `127.0.0.1:${n.port}`)
       .join(',')}`

@@ -5,6 +5,7 @@ import { createClient } from 'redis'
 import { afterAll, beforeAll } from 'vitest'
 import { findExecutable } from '../../scripts/find-executable.js'
 import { unusedPort } from './net.js'
+import type { SelfSigned } from './tls.js'
 import { withTimeout } from './wait.js'
 
 export function redisServerBinary(): string {
@@ -20,17 +21,21 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     readonly extraArgs: readonly string[],
+    readonly tls: SelfSigned | undefined,
   ) {}
 
-  /** `extraArgs`: more redis-server options (a cluster node's), kept for restarts. */
-  static async start(port?: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await unusedPort()), extraArgs)
+  /**
+   * `extraArgs`: more redis-server options (a cluster node's), kept for restarts. `tls`: the server speaks
+   * only TLS on `port`, with this certificate, for clients, and for a cluster's bus and replication too.
+   */
+  static async start(port?: number, extraArgs: readonly string[] = [], tls?: SelfSigned): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await unusedPort()), extraArgs, tls)
     await server.start()
     return server
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`
   }
 
   get pid(): number | undefined {
@@ -40,7 +45,11 @@ export class RedisServer {
   /** Starts (again) on the same port; resolves once it accepts connections. */
   async start(): Promise<void> {
     if (this.#child) throw new Error('redis-server already running')
-    const child = spawn(redisServerBinary(), ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...this.extraArgs], {
+    const listen = this.tls
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', this.tls.certFile, '--tls-key-file', this.tls.keyFile]
+      : ['--port', String(this.port)]
+    if (this.tls) listen.push('--tls-ca-cert-file', this.tls.certFile, '--tls-auth-clients', 'no', '--tls-cluster', 'yes', '--tls-replication', 'yes')
+    const child = spawn(redisServerBinary(), [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice', ...this.extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.#child = child
@@ -75,7 +84,7 @@ export class RedisServer {
 
   /** Runs one command on a short-lived connection (PUBSUB NUMSUB ...). */
   async command(...args: string[]): Promise<unknown> {
-    const client = createClient({ url: this.url, socket: { reconnectStrategy: false } })
+    const client = createClient({ url: this.url, socket: this.tls ? { tls: true, ca: this.tls.cert, reconnectStrategy: false } : { reconnectStrategy: false } })
     client.on('error', () => {})
     await client.connect()
     try {
