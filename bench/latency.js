@@ -15,6 +15,14 @@ export const LATENCY_LIMIT_FLAGS = ['--publish-rate', '1000000', '--publish-burs
 /** Quiet logs; metrics only to read the drop counters, which say where a lost envelope went. */
 const SIGNAL_FLAGS = ['--log-level', 'warn', '--metrics', '127.0.0.1:0']
 const PEER = 'latency-peer.js'
+/**
+ * The measuring processes' own garbage collection must stay out of the figures. With V8's default young
+ * generation (up to 16 MiB), the publisher (an HTTP/2 stream per publish) paused 3 ms per scavenge on
+ * average, 7.7 ms at most, and every envelope it had stamped but not yet written waited that long; with 1 MiB,
+ * 0.66 ms, 1.1 ms at most (--trace-gc, BENCHMARKS.md "What each row measures"). Only these two processes get
+ * it: `signal` and the echo server run with Node's defaults.
+ */
+const PEER_NODE_FLAGS = ['--max-semi-space-size=1']
 const PERCENTILES = [
   { key: 'p50', label: 'p50', target: () => null },
   { key: 'p99', label: 'p99', target: (rate) => (rate === 1000 ? 2 : null) },
@@ -27,13 +35,18 @@ async function measureOnce(target, address, { rate, warmupMs, measureMs }, { lat
   const total = warmupCount + Math.round((measureMs * rate) / 1000)
   const timeoutMs = warmupMs + measureMs + lateMs + 20_000
   const common = { target, address, total, warmupCount, lateMs }
-  const publisher = runClient({ mode: `latency publisher (${target})`, role: 'publisher', rate, messageBytes, ...common }, timeoutMs, PEER)
+  const publisher = runClient({ mode: `latency publisher (${target})`, role: 'publisher', rate, messageBytes, ...common }, timeoutMs, PEER, PEER_NODE_FLAGS)
   let subscriber
   try {
     const ready = await publisher.next('ready')
     let clock
     if (target === 'signal') {
-      subscriber = runClient({ mode: 'latency subscriber', role: 'subscriber', recipient: ready.recipient, stampOffset: ready.stampOffset, envelopeBytes: ready.envelopeBytes, ...common }, timeoutMs, PEER)
+      subscriber = runClient(
+        { mode: 'latency subscriber', role: 'subscriber', recipient: ready.recipient, stampOffset: ready.stampOffset, envelopeBytes: ready.envelopeBytes, ...common },
+        timeoutMs,
+        PEER,
+        PEER_NODE_FLAGS,
+      )
       await subscriber.next('ready')
       clock = await clockDifference(publisher, subscriber)
     }
@@ -144,6 +157,7 @@ export async function latency({ cfg, row, log, notes }) {
       const accounting = `${count(ours.sent)} sent, ${count(ours.measured)} measured: ${ours.refused} refused, ${ours.lost} lost${droppedText(ours)}, ${ours.late} late > ${cfg.lateMs} ms${ours.failed ? `, ${ours.failed} failed` : ''}`
       const detail = {
         signalFlags: [...limits, ...SIGNAL_FLAGS].join(' '),
+        measuringProcessFlags: PEER_NODE_FLAGS.join(' '),
         lateMs: cfg.lateMs,
         warmupMs: run.warmupMs,
         measureMs: run.measureMs,
@@ -154,7 +168,7 @@ export async function latency({ cfg, row, log, notes }) {
         const target = p.target(run.rate)
         row({
           id: `latency-${p.key}-${run.rate}`,
-          name: `publish→deliver ${p.label} at ${rate}/s, dedicated publisher + subscriber processes, signal ${limits.join(' ')} (${accounting})`,
+          name: `publish→deliver ${p.label} at ${rate}/s, dedicated publisher + subscriber processes (node ${PEER_NODE_FLAGS.join(' ')}), signal ${limits.join(' ')} (${accounting})`,
           value: ours[p.key],
           unit: 'ms',
           reference: ref[p.key],

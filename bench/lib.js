@@ -206,10 +206,10 @@ export async function stopProcess(proc) {
 /**
  * Forks a bench child (bench/client.js unless `script` names another file in bench/) with a task; `next(type)`
  * resolves with its message of that type. The child exits when done, and also when we disconnect (so it
- * never outlives the orchestrator's IPC channel).
+ * never outlives the orchestrator's IPC channel). `nodeFlags`: Node/V8 flags for the child.
  */
-export function runClient(task, timeoutMs, script = 'client.js') {
-  const child = track(fork(join(BENCH_DIR, script), [], { cwd: ROOT, env: PROD_ENV, execArgv: PROFILE_ARGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+export function runClient(task, timeoutMs, script = 'client.js', nodeFlags = []) {
+  const child = track(fork(join(BENCH_DIR, script), [], { cwd: ROOT, env: PROD_ENV, execArgv: [...PROFILE_ARGS, ...nodeFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
   const handle = {
     child,
     pid: child.pid,
