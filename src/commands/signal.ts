@@ -77,7 +77,7 @@ ${helpSections([], { 2: 'bad flags, files or listen address', 3: 'the port is in
       default: 'js',
     }),
     cluster: Flags.string({
-      summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub).',
+      summary: 'Serve one key space together with other instances: redis://HOST:PORT (one Redis) or redis-cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster, sharded Pub/Sub); rediss:// and rediss-cluster:// speak TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem).',
       description:
         'A publish on any instance reaches the subscribers on every instance once. Redis stores nothing (Pub/Sub only); losing it is reported and the instances reconnect. With redis-cluster:// (rediss-cluster:// for TLS) each key\'s channel lives on one shard (SSUBSCRIBE/SPUBLISH); after a master fails over, the channels are subscribed again on the new one.',
     }),
