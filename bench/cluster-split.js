@@ -19,10 +19,10 @@
 //   perf report -i DIR/crossing0-0.data --no-children --sort dso,sym
 // Starts its own redis-server and signals on free loopback ports; bench/lib.js tracks and kills them by PID.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { LATENCY_LIMIT_FLAGS } from './latency.js'
-import { argOption, delay, installCleanup, RUN_JS, runClient, startListeningProcess, startRedis, stopClient, stopProcess } from './lib.js'
+import { argOption, cpuTimes, delay, installCleanup, RUN_JS, runClient, startListeningProcess, startRedis, stopClient, stopProcess, TICKS_PER_SECOND } from './lib.js'
 
 const argv = process.argv.slice(2)
 const option = (name, fallback) => argOption(argv, name, fallback)
@@ -36,15 +36,8 @@ const perfFlags = perfDir ? ['--perf-basic-prof', `--logfile=${join(perfDir, 'v8
 const nodeFlags = [...option('--node-flags', '').split(' ').filter(Boolean), ...perfFlags]
 const PERF_HZ = 2999
 const CLIENT_PROCESSES = 2
-const TICKS_PER_SECOND = 100
 
 installCleanup()
-
-/** utime and stime of a process, in clock ticks. */
-function times(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return { user: Number(fields[11]), system: Number(fields[12]) }
-}
 
 /** `perf record` on `pid` for `seconds` into DIR/`name`.data; resolves when it has written its file. */
 function perfRecord(pid, name) {
@@ -94,10 +87,10 @@ async function measure(address, subAddress, pids, name) {
     // Past the clients' warm-up, inside their counting window.
     await delay(1500)
     const perfs = perfDir ? pids.map((pid, i) => perfRecord(pid, `${name}-${i}`)) : []
-    const before = pids.map(times)
+    const before = pids.map(cpuTimes)
     const t0 = performance.now()
     await delay(seconds * 1000)
-    const after = pids.map(times)
+    const after = pids.map(cpuTimes)
     const elapsed = (performance.now() - t0) / 1000
     await Promise.all(perfs)
     const done = await Promise.all(results)

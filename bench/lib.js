@@ -51,13 +51,13 @@ export function installCleanup() {
   }
 }
 
-/** Rejects after ms unless the promise settles first; the timer never keeps the process alive. */
 /** The value after `name` in a script's arguments (`--rounds 3`), or `fallback` when it is not given. */
 export function argOption(args, name, fallback) {
   const at = args.indexOf(name)
   return at === -1 ? fallback : args[at + 1]
 }
 
+/** Rejects after ms unless the promise settles first; the timer never keeps the process alive. */
 export function withTimeout(promise, ms, what) {
   let timer
   const timeout = new Promise((_, reject) => {
@@ -265,9 +265,15 @@ export function rssKiB(pid) {
 
 /** utime+stime of a process in clock ticks (100 per second on Linux). */
 export function cpuTicks(pid) {
+  const { user, system } = cpuTimes(pid)
+  return user + system
+}
+
+/** utime and stime of a process, in clock ticks (/proc/PID/stat; the name in parentheses may hold spaces). */
+export function cpuTimes(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(fields[11]) + Number(fields[12])
+  return { user: Number(fields[11]), system: Number(fields[12]) }
 }
 export const TICKS_PER_SECOND = 100
 
