@@ -112,8 +112,7 @@ export class RedisShardedCluster implements Cluster {
           return
         }
         master.unanswered.answered(failed)
-        this.#counters.publishFailed += failed
-        this.#inFlight.settle(failed)
+        this.#giveUp(failed)
       },
       // The connection's loss starts a discovery itself (`lost`).
       unanswered: (master, count) => this.#retry(master.unanswered.take(count)),
@@ -218,6 +217,7 @@ export class RedisShardedCluster implements Cluster {
     if (this.#retries.length > 0) this.#scheduleHeal()
   }
 
+  /** `count` publishes end as failed: counted, and no longer in flight for flush(). */
   #giveUp(count: number): void {
     this.#counters.publishFailed += count
     this.#inFlight.settle(count)
