@@ -12,7 +12,7 @@ import { SignalingServer } from '../src/core/server/signaling-server.js'
 import { Message } from '../src/gen/signaling/signaling.js'
 import { PEERS, runScenario } from './helpers/acceptance.js'
 import { runCli, startCli } from './helpers/cli.js'
-import { clusterKit, recorder, waitFor } from './helpers/cluster-kit.js'
+import { clusterKit, recorder, twoSignalProcesses, waitFor } from './helpers/cluster-kit.js'
 import { unusedPort } from './helpers/net.js'
 import { RedisServer } from './helpers/redis.js'
 import { selfSignedCert } from './helpers/tls.js'
@@ -196,13 +196,14 @@ describe('signal --cluster processes', () => {
     const trace = join(mkdtempSync(join(tmpdir(), 'cunicu-ts-cluster-')), 'imports.txt')
     const traceHook = new URL('./helpers/trace-imports.mjs', import.meta.url).pathname
     const plain = startCli(['signal', '--listen', '127.0.0.1:0', '--json'], { env: { NODE_OPTIONS: `--import ${traceHook}`, TRACE_IMPORTS_FILE: trace } })
-    const one = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', redis.url, '--json'])
-    const two = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', redis.url, '--json'])
+    const {
+      processes: [one, two],
+      addresses: [addrOne, addrTwo],
+    } = await twoSignalProcesses(redis.url)
     await plain.waitForEvent((e) => e.type === 'listening')
-    const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
     for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: redis.url })
 
-    expect(await relayOnce(addrOne!, addrTwo!, 5)).toEqual([5])
+    expect(await relayOnce(addrOne, addrTwo, 5)).toEqual([5])
 
     for (const p of [plain, one, two]) process.kill(p.child.pid!, 'SIGTERM')
     for (const p of [plain, one, two]) expect(await p.exit(), p.stderr).toBe(143)
@@ -222,11 +223,12 @@ describe('signal --cluster processes', () => {
     const url = tlsOnly.url
     // The test's own CA, the way an operator would add one to Node's trust store.
     const trusted = { NODE_EXTRA_CA_CERTS: tls.certFile }
-    const one = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })
-    const two = startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', url, '--json'], { env: trusted })
-    const [addrOne, addrTwo] = await Promise.all([one, two].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
+    const {
+      processes: [one, two],
+      addresses: [addrOne, addrTwo],
+    } = await twoSignalProcesses(url, { env: trusted })
     for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url })
-    expect(await relayOnce(addrOne!, addrTwo!, 7)).toEqual([7])
+    expect(await relayOnce(addrOne, addrTwo, 7)).toEqual([7])
     for (const p of [one, two]) process.kill(p.child.pid!, 'SIGTERM')
     for (const p of [one, two]) expect(await p.exit(), p.stderr).toBe(143)
 

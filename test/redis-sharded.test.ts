@@ -12,8 +12,8 @@ import { PrivateKey } from '../src/core/keys.js'
 import { channelName } from '../src/core/server/cluster/channel.js'
 import { keySlot } from '../src/core/server/cluster/key-slot.js'
 import { Message } from '../src/gen/signaling/signaling.js'
-import { runCli, startCli } from './helpers/cli.js'
-import { clusterKit, recorder, waitFor, type Instance } from './helpers/cluster-kit.js'
+import { runCli } from './helpers/cli.js'
+import { clusterKit, recorder, twoSignalProcesses, waitFor, type Instance } from './helpers/cluster-kit.js'
 import { scrape } from './helpers/metrics.js'
 import { unusedPort } from './helpers/net.js'
 import { RedisServer } from './helpers/redis.js'
@@ -310,10 +310,12 @@ describe('signal --cluster redis-cluster:// (sharded Pub/Sub)', () => {
 
 describe('signal --cluster redis-cluster:// processes', () => {
   it('two signal processes relay to each other through the Redis Cluster', async () => {
-    const [one, two] = [0, 1].map(() => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', bed.url, '--metrics', '127.0.0.1:0', '--json']))
-    const listening = await Promise.all([one!, two!].map((p) => p.waitForEvent((e) => e.type === 'listening')))
-    const [addrOne, addrTwo] = listening.map((e) => e.address as string)
-    for (const p of [one!, two!]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: bed.url })
+    const {
+      processes: [one, two],
+      listening,
+      addresses: [addrOne, addrTwo],
+    } = await twoSignalProcesses(bed.url, { extraArgs: ['--metrics', '127.0.0.1:0'] })
+    for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: bed.url })
     const [alice, bob] = [PrivateKey.generate(), PrivateKey.generate()]
     const handler = recorder()
     await (await backend(`grpc://${addrOne}?insecure=true`)).subscribe({ ours: alice, theirs: bob.publicKey }, handler)
@@ -324,10 +326,10 @@ describe('signal --cluster redis-cluster:// processes', () => {
     expect(metrics.value('cunicu_signal_cluster_messages_in_total')).toBe(1)
     expect(metrics.value('cunicu_signal_cluster_duplicates_total')).toBe(0)
     expect(metrics.value('cunicu_signal_cluster_resubscribed_total')).toBe(0)
-    for (const p of [one!, two!]) process.kill(p.child.pid!, 'SIGTERM')
-    for (const p of [one!, two!]) expect(await p.exit(), p.stderr).toBe(143)
-    expect(one!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ received: 1, duplicates: 0 })
-    expect(two!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1, publishFailed: 0 })
+    for (const p of [one, two]) process.kill(p.child.pid!, 'SIGTERM')
+    for (const p of [one, two]) expect(await p.exit(), p.stderr).toBe(143)
+    expect(one.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ received: 1, duplicates: 0 })
+    expect(two.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ published: 1, publishFailed: 0 })
   }, 60_000)
 
   it('a bad redis-cluster:// URL is bad input: exit 2 with the reason, before anything starts; an unreachable one (or a Redis not in cluster mode) exits 3', async () => {
@@ -362,9 +364,11 @@ describe('signal --cluster rediss-cluster:// (TLS)', () => {
       tlsBed = await RedisClusterBed.start(3, tls)
       // The test's own CA, the way an operator would add one to Node's trust store (README).
       const trusted = { NODE_EXTRA_CA_CERTS: tls.certFile }
-      const [one, two] = [0, 1].map(() => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', tlsBed!.url, '--json'], { env: trusted }))
-      const [addrOne, addrTwo] = await Promise.all([one!, two!].map(async (p) => (await p.waitForEvent((e) => e.type === 'listening')).address as string))
-      for (const p of [one!, two!]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: tlsBed.url })
+      const {
+        processes: [one, two],
+        addresses: [addrOne, addrTwo],
+      } = await twoSignalProcesses(tlsBed.url, { env: trusted })
+      for (const p of [one, two]) expect(p.events[0]).toMatchObject({ type: 'cluster', state: 'connected', url: tlsBed.url })
 
       const sender = PrivateKey.generate()
       const { subscribers, byMaster } = await subscribersOnAllShards({ url: `grpc://${addrOne}?insecure=true` }, sender, tlsBed)
@@ -377,14 +381,14 @@ describe('signal --cluster rediss-cluster:// (TLS)', () => {
       console.log(`rediss-cluster failover: subscribers on the killed shard resumed after ${Math.min(...resumeMs)}–${Math.max(...resumeMs)} ms`)
       expect(Math.max(...resumeMs)).toBeLessThanOrEqual(RESUME_BOUND_MS)
       expect(await tlsBed.masterOfSlot(shard[0]!.slot)).not.toBe(killed)
-      await one!.waitForEvent((e) => e.type === 'cluster' && e.state === 'recovered', 3 * RESUME_BOUND_MS)
+      await one.waitForEvent((e) => e.type === 'cluster' && e.state === 'recovered', 3 * RESUME_BOUND_MS)
       await roundTrip(publisher, sender, subscribers, 2000)
       expectNoDuplicates(subscribers)
 
-      for (const p of [one!, two!]) process.kill(p.child.pid!, 'SIGTERM')
-      for (const p of [one!, two!]) expect(await p.exit(), p.stderr).toBe(143)
-      expect(one!.events.filter((e) => e.type === 'cluster').map((e) => e.state)).toEqual(['connected', 'lost', 'recovered', 'closed'])
-      expect(one!.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ outages: 1, resubscribed: shard.length })
+      for (const p of [one, two]) process.kill(p.child.pid!, 'SIGTERM')
+      for (const p of [one, two]) expect(await p.exit(), p.stderr).toBe(143)
+      expect(one.events.filter((e) => e.type === 'cluster').map((e) => e.state)).toEqual(['connected', 'lost', 'recovered', 'closed'])
+      expect(one.events.find((e) => e.type === 'stopped')?.cluster).toMatchObject({ outages: 1, resubscribed: shard.length })
     } finally {
       await tlsBed?.kill()
       tls.cleanup()

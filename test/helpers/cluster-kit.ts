@@ -1,13 +1,14 @@
 // What the signal --cluster tests share (cluster.test.ts: one Redis; redis-sharded.test.ts: a Redis Cluster):
 // in-process SignalingServer instances on a cluster URL with their cluster events, backends on them, a
-// recording handler, and polling for broker state that has no event. Everything opened is closed after each test.
+// recording handler, two `signal --cluster` processes, and polling for broker state that has no event.
+// Everything opened is closed after each test.
 import { afterEach } from 'vitest'
 import type { Backend, MessageHandler } from '../../src/core/backend.js'
 import { openBackend } from '../../src/core/backends/index.js'
 import type { ClusterEvent } from '../../src/core/server/cluster/cluster.js'
 import { parseClusterUrl } from '../../src/core/server/cluster/cluster-url.js'
 import { SignalingServer } from '../../src/core/server/signaling-server.js'
-import { killAll } from './cli.js'
+import { killAll, startCli, type CliProcess } from './cli.js'
 import { deferred, withTimeout } from './wait.js'
 
 export interface Instance {
@@ -93,4 +94,16 @@ export async function waitFor(check: () => Promise<boolean>, what: string, ms = 
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/**
+ * Two `signal --listen 127.0.0.1:0 --cluster URL --json` processes (with `extraArgs`, in `env`), once both
+ * listen: the processes, their `listening` events and addresses. killAll (after each test) ends them if the
+ * test does not.
+ */
+export async function twoSignalProcesses(clusterUrl: string, options: { env?: Record<string, string | undefined>; extraArgs?: string[] } = {}) {
+  const start = () => startCli(['signal', '--listen', '127.0.0.1:0', '--cluster', clusterUrl, ...(options.extraArgs ?? []), '--json'], { env: options.env })
+  const processes: [CliProcess, CliProcess] = [start(), start()]
+  const listening = await Promise.all(processes.map((p) => p.waitForEvent((e) => e.type === 'listening')))
+  return { processes, listening, addresses: listening.map((e) => e.address as string) as [string, string] }
 }
